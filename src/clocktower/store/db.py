@@ -1,0 +1,123 @@
+"""Connections, transactions and the differences between SQLite and PostgreSQL.
+
+Dialect differences are decided here, once, as capability flags; the queries in
+the rest of the store read the flags instead of testing the dialect name.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from clocktower.model import InvalidSpec
+
+NOTIFY_CHANNEL = "clocktower"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    skip_locked: bool  # SELECT … FOR UPDATE SKIP LOCKED
+    notify: bool  # LISTEN/NOTIFY wake-ups
+    data_version: bool  # PRAGMA data_version change detection
+
+
+def normalize_url(url: str) -> str:
+    """Accept the common spellings of a PostgreSQL URL and use psycopg 3 for all."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """An SQLAlchemy engine plus the transaction styles the store needs."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = normalize_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine()
+            self.caps = Capabilities(skip_locked=False, notify=False, data_version=True)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
+            )
+            self.caps = Capabilities(skip_locked=True, notify=True, data_version=False)
+        else:
+            raise InvalidSpec(
+                f"unsupported database {parsed.drivername!r}: use sqlite:///PATH "
+                "or postgresql+psycopg://USER@HOST/DB",
+                field="database",
+            )
+        self.insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+
+    @property
+    def sqlite_path(self) -> str | None:
+        if self.dialect != "sqlite":
+            return None
+        return make_url(self.url).database or None
+
+    def _sqlite_engine(self) -> Engine:
+        path = make_url(self.url).database
+        if not path or path == ":memory:":
+            raise InvalidSpec(
+                "an in-memory SQLite database cannot be shared by the scheduler's "
+                "connections; give a file path (sqlite:///clocktower.db)",
+                field="database",
+            )
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # NullPool: a SQLite connection is cheap, and pooled ones would pin old WAL
+        # snapshots. isolation_level=None hands transaction control to the
+        # events below, so writers can take the lock up front with BEGIN IMMEDIATE.
+        engine = create_engine(
+            self.url, poolclass=NullPool, connect_args={"timeout": 30, "isolation_level": None}
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that will write: on SQLite it takes the write lock first
+        (BEGIN IMMEDIATE), so two nodes never both read a due job and then race."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(clocktower_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def notify(self, conn: Connection) -> None:
+        """Wake the other nodes' loops when this transaction commits."""
+        if self.caps.notify:
+            conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get("clocktower_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")

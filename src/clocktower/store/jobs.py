@@ -1,0 +1,252 @@
+"""Job rows: definitions, pause state, next fire time, and the fire step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from clocktower.model import Job, JobNotFound, JobSpec, Run, RunState
+from clocktower.store.db import Database
+from clocktower.store.rows import FirePlan, job_from_row, joined, new_run_values, run_from_row
+from clocktower.store.schema import jobs, runs
+
+LIVE = jobs.c.deleted_at.is_(None)
+
+
+class JobQueries:
+    db: Database
+
+    # ------------------------------------------------------------------ reads
+
+    def get_job(self, job_id: str, *, include_deleted: bool = False) -> Job:
+        with self.db.read() as conn:
+            return self._get_job(conn, job_id, include_deleted=include_deleted)
+
+    def _get_job(
+        self, conn: Connection, job_id: str, *, include_deleted: bool = False, lock: bool = False
+    ) -> Job:
+        query = select(jobs).where(jobs.c.id == job_id)
+        if not include_deleted:
+            query = query.where(LIVE)
+        if lock and self.db.caps.skip_locked:
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return job_from_row(row)
+
+    def find_job(self, job_id: str) -> Job | None:
+        try:
+            return self.get_job(job_id)
+        except JobNotFound:
+            return None
+
+    def list_jobs(
+        self,
+        *,
+        text: str | None = None,
+        tag: str | None = None,
+        kind: str | None = None,
+        paused: bool | None = None,
+        source_prefix: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Job]:
+        query = select(jobs).where(LIVE).order_by(jobs.c.id).offset(offset)
+        if text:
+            query = query.where(jobs.c.id.contains(text, autoescape=True))
+        if tag:
+            query = query.where(jobs.c.tags.contains(f",{tag},", autoescape=True))
+        if kind:
+            query = query.where(jobs.c.kind == kind)
+        if paused is not None:
+            query = query.where(jobs.c.paused == paused)
+        if source_prefix:
+            query = query.where(jobs.c.source.startswith(source_prefix, autoescape=True))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.read() as conn:
+            return [job_from_row(r) for r in conn.execute(query).mappings()]
+
+    def count_jobs(self) -> int:
+        with self.db.read() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(jobs).where(LIVE)).scalar_one()
+            )
+
+    def dependents(self, job_id: str) -> list[Job]:
+        """Live jobs whose `after` lists `job_id`."""
+        query = select(jobs).where(LIVE, jobs.c.after.contains(f",{job_id},", autoescape=True))
+        with self.db.read() as conn:
+            return [job_from_row(r) for r in conn.execute(query).mappings()]
+
+    # ------------------------------------------------------------------ writes
+
+    def put_job(
+        self,
+        spec: JobSpec,
+        *,
+        now: datetime,
+        next_fire_at: datetime | None,
+        paused: bool | None = None,
+        broken: str | None = None,
+        keep_next_fire: bool = False,
+    ) -> Job:
+        """Create or replace a job's definition (reviving a deleted one).
+
+        `keep_next_fire` leaves an existing job's next fire time alone, for a
+        re-applied definition whose trigger did not change.
+        """
+        from clocktower.spec import job_to_mapping
+
+        values: dict[str, Any] = {
+            "spec": job_to_mapping(spec),
+            "kind": spec.target.kind,
+            "tags": joined(spec.tags),
+            "after": joined(spec.after),
+            "source": spec.source,
+            "broken": broken,
+            "priority": spec.policies.priority,
+            "deleted_at": None,
+            "updated_at": now,
+        }
+        with self.db.write() as conn:
+            existing = conn.execute(select(jobs).where(jobs.c.id == spec.id)).mappings().first()
+            if existing is None:
+                values |= {
+                    "id": spec.id,
+                    "created_at": now,
+                    "next_fire_at": next_fire_at,
+                    "paused": bool(paused),
+                    "paused_at": now if paused else None,
+                }
+                conn.execute(jobs.insert().values(**values))
+            else:
+                if not keep_next_fire or existing["deleted_at"] is not None:
+                    values["next_fire_at"] = next_fire_at
+                if paused is not None and paused != existing["paused"]:
+                    values |= {"paused": paused, "paused_at": now if paused else None}
+                values["version"] = existing["version"] + 1
+                conn.execute(update(jobs).where(jobs.c.id == spec.id).values(**values))
+            self.db.notify(conn)
+            return self._get_job(conn, spec.id)
+
+    def set_paused(
+        self, job_id: str, paused: bool, *, now: datetime, next_fire_at: datetime | None = None
+    ) -> Job:
+        values: dict[str, Any] = {"paused": paused, "paused_at": now if paused else None}
+        if not paused:
+            values["next_fire_at"] = next_fire_at
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(jobs).where(jobs.c.id == job_id, LIVE).values(**values, updated_at=now)
+            )
+            if result.rowcount == 0:
+                raise JobNotFound(job_id)
+            self.db.notify(conn)
+            return self._get_job(conn, job_id)
+
+    def set_broken(self, job_id: str, reason: str | None) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(broken=reason))
+
+    def set_next_fire(self, job_id: str, next_fire_at: datetime | None) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(next_fire_at=next_fire_at))
+            self.db.notify(conn)
+
+    def delete_job(self, job_id: str, *, now: datetime) -> list[int]:
+        """Delete a job: it stops firing, its waiting runs are cancelled, its
+        history stays until retention prunes it. Returns the ids of its active
+        runs, which the caller should cancel."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, LIVE)
+                .values(deleted_at=now, next_fire_at=None, updated_at=now)
+            )
+            if result.rowcount == 0:
+                raise JobNotFound(job_id)
+            conn.execute(
+                update(runs)
+                .where(runs.c.job_id == job_id, runs.c.state == RunState.SCHEDULED)
+                .values(state=RunState.CANCELLED, finished_at=now, error="job deleted")
+            )
+            active = conn.execute(
+                select(runs.c.id).where(
+                    runs.c.job_id == job_id,
+                    runs.c.state.in_([RunState.PENDING, RunState.RUNNING]),
+                )
+            )
+            ids = [row[0] for row in active]
+            self.db.notify(conn)
+            return ids
+
+    # ------------------------------------------------------------------ fire step
+
+    def fire_due(
+        self,
+        *,
+        horizon: datetime,
+        plan: Callable[[Job], FirePlan],
+        now: datetime,
+        limit: int = 500,
+    ) -> tuple[list[Run], bool]:
+        """One fire step: lock jobs due by `horizon`, insert the runs `plan`
+        decides (a conflict on the (job, fire time) key inserts nothing), and
+        advance each job's next fire time, all in one transaction.
+
+        Returns the runs created and whether more due jobs are waiting.
+        """
+        query = (
+            select(jobs)
+            .where(
+                LIVE,
+                jobs.c.next_fire_at <= horizon,
+                jobs.c.paused.is_(False),
+                jobs.c.broken.is_(None),
+            )
+            .order_by(jobs.c.next_fire_at)
+            .limit(limit)
+        )
+        if self.db.caps.skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        with self.db.write() as conn:
+            due = [job_from_row(r) for r in conn.execute(query).mappings()]
+            created: list[Run] = []
+            for job in due:
+                created += self._apply_plan(conn, job, plan(job), now)
+            if created:
+                self.db.notify(conn)
+            return created, len(due) == limit
+
+    def _apply_plan(self, conn: Connection, job: Job, fp: FirePlan, now: datetime) -> list[Run]:
+        created: list[Run] = []
+        if fp.runs:
+            stmt = self.db.insert(runs).on_conflict_do_nothing().returning(*runs.c)
+            for new in fp.runs:
+                row = conn.execute(stmt.values(**new_run_values(new, now))).mappings().first()
+                if row is not None:
+                    created.append(run_from_row(row))
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job.id, jobs.c.version == job.version)
+            .values(next_fire_at=fp.next_fire_at)
+        )
+        return created
+
+    def next_fire_time(self) -> datetime | None:
+        query = select(func.min(jobs.c.next_fire_at)).where(
+            LIVE, jobs.c.paused.is_(False), jobs.c.broken.is_(None)
+        )
+        with self.db.read() as conn:
+            value: datetime | None = conn.execute(query).scalar_one_or_none()
+            return value
+
+    def job_ids_matching(self, ids: Sequence[str]) -> set[str]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(jobs.c.id).where(LIVE, jobs.c.id.in_(ids)))
+            return {r[0] for r in rows}
