@@ -209,6 +209,7 @@ class Run:
     trigger: TriggerKind
     state: RunState
     attempt: int = 1
+    priority: int = 0
     due_at: datetime | None = None  # when it may start (fire time + jitter, or retry time)
     retry_of: int | None = None
     node: str | None = None

@@ -117,6 +117,7 @@ def run_from_row(row: Mapping[Any, Any]) -> Run:
         trigger=TriggerKind(row["trigger"]),
         state=RunState(row["state"]),
         attempt=row["attempt"],
+        priority=row["priority"],
         due_at=row["due_at"],
         retry_of=row["retry_of"],
         node=row["node"],
