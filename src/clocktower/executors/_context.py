@@ -1,0 +1,129 @@
+"""The context object a Python target receives (as a parameter named `ctx`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from clocktower.executors.base import FireContext
+from clocktower.model import TriggerKind
+
+ProgressFn = Callable[[float, float | None], None]
+WriteFn = Callable[[str], None]
+
+LOG_FORMAT = "%(levelname)s %(message)s"
+
+
+class _WriteHandler(logging.Handler):
+    def __init__(self, write: WriteFn) -> None:
+        super().__init__()
+        self._write = write
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._write(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def run_logger(job_id: str, write: WriteFn) -> logging.Logger:
+    """A logger whose records become the run's `log` output (INFO and above by default).
+
+    Built directly rather than with `logging.getLogger`, which would keep one
+    logger per run alive for the life of the server. It has no parent, so
+    records stay in the run's output instead of also reaching the server's log.
+    """
+    logger = logging.Logger(f"clocktower.job.{job_id}", logging.INFO)
+    logger.addHandler(_WriteHandler(write))
+    return logger
+
+
+@dataclass(eq=False)
+class RunContext:
+    """What a Python target knows about its run.
+
+    Declare a parameter named `ctx` (or annotated `RunContext`) to receive it.
+    `log` is a logger whose records appear in the run's output; `progress()`
+    updates the run's progress bar. `should_stop()` turns true when the run
+    timed out or was cancelled: a synchronous function in a thread cannot be
+    interrupted, so a long loop should check it.
+    """
+
+    job_id: str
+    run_id: int
+    attempt: int
+    scheduled_for: datetime  # UTC: the fire time this run serves
+    idempotency_key: str  # the same for every attempt at one fire time
+    trigger: TriggerKind
+    payload: Any
+    env: Mapping[str, str]
+    artifacts_dir: Path  # files written here are kept with the run
+    log: logging.Logger = field(repr=False)
+    _report: ProgressFn = field(repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def progress(self, done: float, total: float | None = None) -> None:
+        self._report(float(done), None if total is None else float(total))
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_stop(self, timeout: float | None = None) -> bool:
+        """Sleep until the run is asked to stop (or `timeout` passes); True if asked."""
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @classmethod
+    def build(
+        cls, fire: FireContext, env: Mapping[str, str], report: ProgressFn, write_log: WriteFn
+    ) -> RunContext:
+        return cls(
+            job_id=fire.job_id,
+            run_id=fire.run_id,
+            attempt=fire.attempt,
+            scheduled_for=fire.scheduled_for,
+            idempotency_key=fire.idempotency_key,
+            trigger=fire.trigger,
+            payload=fire.payload,
+            env=dict(env),
+            artifacts_dir=Path(fire.artifacts_dir),
+            log=run_logger(fire.job_id, write_log),
+            _report=report,
+        )
+
+
+def fire_to_json(fire: FireContext, env: Mapping[str, str]) -> dict[str, Any]:
+    """The fire context as JSON, for a child process (the payload must be JSON already)."""
+    return {
+        "job_id": fire.job_id,
+        "run_id": fire.run_id,
+        "attempt": fire.attempt,
+        "scheduled_for": fire.scheduled_for.isoformat(),
+        "idempotency_key": fire.idempotency_key,
+        "trigger": str(fire.trigger),
+        "artifacts_dir": str(fire.artifacts_dir),
+        "payload": fire.payload,
+        "env": dict(env),
+    }
+
+
+def fire_from_json(data: Mapping[str, Any]) -> tuple[FireContext, dict[str, str]]:
+    fire = FireContext(
+        job_id=data["job_id"],
+        run_id=data["run_id"],
+        attempt=data["attempt"],
+        scheduled_for=datetime.fromisoformat(data["scheduled_for"]),
+        idempotency_key=data["idempotency_key"],
+        trigger=TriggerKind(data["trigger"]),
+        artifacts_dir=Path(data["artifacts_dir"]),
+        payload=data["payload"],
+    )
+    return fire, dict(data["env"])

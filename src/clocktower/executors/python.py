@@ -1,0 +1,220 @@
+"""Python callable targets: `package.module:function` with args and kwargs.
+
+Async functions are awaited on the server's event loop; a timeout or a
+cancellation interrupts them at their next `await`. Sync functions run in a
+thread of their own. A thread cannot be stopped from outside: on timeout or
+cancellation the run ends at once (timed out / cancelled), `ctx.should_stop()`
+turns true, and the thread is abandoned, still running, until the function
+returns. Jobs that need a hard timeout or a memory cap use
+`isolation = "process"`, which runs the function in a child process that is
+killed like a command (see `_pyprocess`).
+
+In thread mode `print()` is not captured: stdout is shared by the whole server
+and redirecting it would mix every thread's output. Use `ctx.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from clocktower.executors._context import RunContext
+from clocktower.executors._env import ExpansionError, expand_env
+from clocktower.executors._process import format_seconds, prepare_artifacts
+from clocktower.executors._pycall import (
+    TargetError,
+    arguments,
+    describe,
+    is_async,
+    is_clean_exit,
+    json_result,
+    resolve,
+    traceback_tail,
+)
+from clocktower.executors._pyprocess import run_in_process
+from clocktower.executors.base import FireContext, Outcome, OutputSink
+from clocktower.model import PythonTarget, RunState, Target
+
+__all__ = ["PythonExecutor", "RunContext"]
+
+_ABANDONED = (
+    "the function runs in a thread, which cannot be stopped: it was asked to stop "
+    '(ctx.should_stop()) and keeps running until it returns; use isolation = "process" '
+    "for a hard timeout"
+)
+
+
+class _LoopBridge:
+    """Carries a run's sink calls from the function's thread to the event loop.
+
+    The engine's sink is not thread-safe, so calls from other threads are
+    queued on the loop. Once the run is over, calls are dropped: an abandoned
+    thread must not write into a run that has ended.
+    """
+
+    def __init__(self, sink: OutputSink) -> None:
+        self._sink = sink
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._open = True
+
+    def progress(self, done: float, total: float | None) -> None:
+        self._call(self._sink.progress, done, total)
+
+    def log(self, text: str) -> None:
+        self._call(self._sink.write, "log", text)
+
+    def close(self) -> None:
+        self._open = False
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        if not self._open:
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, fn, args)
+        except RuntimeError:  # the loop is closed
+            self._open = False
+
+    def _deliver(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        if self._open:
+            fn(*args)
+
+
+async def _in_thread(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], name: str
+) -> Any:
+    """Call `fn` in a new daemon thread and await its result.
+
+    Not `asyncio.to_thread`: an abandoned call would hold one of the loop's
+    default executor threads for good, and those are shared with DNS lookups
+    and every other `to_thread` in the server.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def work() -> None:
+        value, error = None, None
+        try:
+            value = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return await future
+
+
+async def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+) -> Any:
+    if is_async(fn):
+        return await fn(*args, **kwargs)
+    value = await _in_thread(fn, args, kwargs, name)
+    if inspect.isawaitable(value):  # a sync wrapper that returned a coroutine
+        value = await value
+    return value
+
+
+def _failed(error: str, *, permanent: bool = False) -> Outcome:
+    return Outcome(RunState.FAILED, error=error, permanent=permanent)
+
+
+def _raised(exc: BaseException, sink: OutputSink) -> Outcome:
+    sink.write("stderr", traceback_tail(exc))
+    return _failed(describe(exc))
+
+
+def _returned(value: Any, sink: OutputSink) -> Outcome:
+    result, note = json_result(value)
+    if note is not None:
+        sink.write("log", note)
+    return Outcome(RunState.SUCCEEDED, result=result)
+
+
+async def _run_here(
+    target: PythonTarget,
+    fire: FireContext,
+    env: Mapping[str, str],
+    sink: OutputSink,
+    time_limit: float,
+) -> Outcome:
+    """Thread mode: an async function on this loop, a sync one in a thread."""
+    bridge = _LoopBridge(sink)
+    ctx = RunContext.build(fire, env, bridge.progress, bridge.log)
+    name = f"clocktower-{fire.job_id}-{fire.run_id}"
+    timer = asyncio.timeout(time_limit)
+    fn: Callable[..., Any] | None = None
+    try:
+        async with timer:
+            fn = await asyncio.to_thread(resolve, target.call)  # imports may be slow
+            args, kwargs = arguments(fn, target.args, target.kwargs, ctx)
+            value = await _call(fn, args, kwargs, name)
+    except TargetError as exc:
+        return _failed(str(exc), permanent=True)
+    except asyncio.CancelledError:
+        ctx.request_stop()
+        if fn is not None and not is_async(fn):
+            sink.write("log", f"cancelled: {_ABANDONED}")
+        raise
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        if timer.expired():
+            ctx.request_stop()
+            if fn is not None and not is_async(fn):
+                sink.write("log", f"timed out: {_ABANDONED}")
+            return Outcome(
+                RunState.TIMED_OUT, error=f"timed out after {format_seconds(time_limit)}"
+            )
+        if not is_clean_exit(exc):
+            return _raised(exc, sink)
+        value = None
+    finally:
+        bridge.close()
+    return _returned(value, sink)
+
+
+class PythonExecutor:
+    kind = "python"
+
+    async def execute(
+        self,
+        target: Target,
+        ctx: FireContext,
+        sink: OutputSink,
+        *,
+        timeout: float,  # noqa: ASYNC109 -- the Executor protocol names it
+        kill_grace: float,
+    ) -> Outcome:
+        if not isinstance(target, PythonTarget):
+            raise TypeError(f"PythonExecutor cannot run a {type(target).__name__}")
+        try:
+            env = expand_env(ctx.env, os.environ)
+        except ExpansionError as exc:
+            return _failed(str(exc), permanent=True)
+        problem = prepare_artifacts(Path(ctx.artifacts_dir))
+        if problem is not None:
+            return _failed(problem)
+        if target.isolation == "process":
+            return await run_in_process(
+                target, ctx, env, sink, time_limit=timeout, kill_grace=kill_grace
+            )
+        return await _run_here(target, ctx, env, sink, timeout)
