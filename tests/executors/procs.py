@@ -1,0 +1,30 @@
+"""Looking at real processes from the tests (Linux /proc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _stat(pid: str) -> tuple[str, int] | None:
+    try:
+        text = Path("/proc", pid, "stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()
+    return fields[0], int(fields[2])
+
+
+def live_in_group(pgid: int) -> list[int]:
+    """Pids of processes in group `pgid` that are running (not zombies)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(entry.name)
+            if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    stat = _stat(str(pid))
+    return stat is not None and stat[0] not in ("Z", "X")
