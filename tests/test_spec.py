@@ -276,7 +276,9 @@ def test_invalid_job_id() -> None:
 
 
 def test_a_job_must_be_a_table() -> None:
-    assert "expected a table of the job's fields, got string 'ls'" in str(error("ls"))
+    assert (
+        str(error("ls")) == "job 'cleanup': expected a table of the job's fields, got string 'ls'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ from clocktower.spec_targets import (
     target_to_mapping,
 )
 from clocktower.units import (
+    describe,
     expect_bool,
     expect_int,
     expect_list,
@@ -191,7 +192,7 @@ def _version(value: object, job_id: str | None = None) -> int:
 
 def _job_table(data: object) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise wrong_type("a table of the job's fields", data, "job")
+        raise InvalidSpec(f"expected a table of the job's fields, got {describe(data)}")
     table = expect_table(data, "job")
     for key in table:
         if key not in JOB_KEYS:
