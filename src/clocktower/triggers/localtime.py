@@ -16,12 +16,21 @@ from zoneinfo import ZoneInfo
 
 from clocktower.model import InvalidSpec
 
+_HOST_ZONES = frozenset({"localtime", "posixrules"})  # files some systems keep beside the zones
+
 
 def load_zone(name: str | ZoneInfo, *, job_id: str = "") -> ZoneInfo:
     """The IANA zone called `name`, or InvalidSpec (field "tz") with close names."""
     if isinstance(name, ZoneInfo):
         return name
     key = name.strip()
+    if key.lower() in _HOST_ZONES:
+        raise InvalidSpec(
+            f"{key!r} is the host's zone, which Clocktower never uses: "
+            "name an IANA zone such as 'Europe/Paris' or 'UTC'",
+            field="tz",
+            job=job_id or None,
+        )
     try:
         if key:
             return ZoneInfo(key)
@@ -42,7 +51,7 @@ def suggest_zones(key: str, limit: int = 3) -> list[str]:
     """Zone names close to `key` (case-insensitive, or similar spelling)."""
     if not key:
         return []
-    names = _zone_names()
+    names = [n for n in _zone_names() if n.lower() not in _HOST_ZONES]
     exact = [n for n in names if n.lower() == key.lower()]
     if exact:
         return exact
