@@ -169,6 +169,7 @@ def test_an_unknown_word_is_named_with_a_suggestion_and_the_accepted_forms() -> 
         ("mondays at 9 oclock", "'oclock' is not understood"),
         ("monthly on the 32nd at 10:00", "'the 32nd' is not a day of the month"),
         ("every 5 hours at :10", "divides 24"),
+        ("every 24 hours at :10", "divides 24"),
         ("hourly at :75", "':75' is not a minute of the hour"),
         ("fortnightly", "'fortnightly' is not understood"),
         ("mondays at", "a time of day is missing after 'at'"),

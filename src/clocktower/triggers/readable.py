@@ -107,7 +107,7 @@ def _hourly(match: re.Match[str]) -> Compiled:
 def _every_hours(match: re.Match[str]) -> Compiled:
     hours = int(match["n"])
     minute = _minute_of_hour(match["minute"])
-    if hours == 0 or 24 % hours:
+    if not 0 < hours < 24 or 24 % hours:
         raise ValueError(
             f"'every {hours} hours' at a minute of the hour needs a number of hours that "
             "divides 24 (1, 2, 3, 4, 6, 8, 12); for an exact interval write "
