@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 
@@ -28,3 +29,15 @@ def live_in_group(pgid: int) -> list[int]:
 def running(pid: int) -> bool:
     stat = _stat(str(pid))
     return stat is not None and stat[0] not in ("Z", "X")
+
+
+async def wait_gone(pgid: int) -> list[int]:
+    """Wait (at most 5 s) for group `pgid` to have no running process; what is left, if any.
+
+    For the cases where the code under test sends SIGKILL and does not wait:
+    delivery is asynchronous.
+    """
+    async with asyncio.timeout(5):
+        while left := live_in_group(pgid):  # noqa: ASYNC110 -- no event for another's exit
+            await asyncio.sleep(0.01)
+    return left

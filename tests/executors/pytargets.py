@@ -121,3 +121,16 @@ class Jobs:
     @staticmethod
     def ping() -> str:
         return "pong"
+
+
+def log_after_stop(ctx: RunContext) -> None:
+    ctx.wait_stop(30)
+    ctx.log.info("late")
+
+
+def clean_up_when_stopped(ctx: RunContext) -> None:
+    try:
+        ctx.log.info("started in %d", os.getpid())
+        time.sleep(30)
+    finally:
+        (ctx.artifacts_dir / "cleanup.txt").write_text(f"stop requested: {ctx.should_stop()}")

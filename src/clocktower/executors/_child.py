@@ -11,8 +11,10 @@ import asyncio
 import inspect
 import json
 import os
+import signal
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 from clocktower.executors._context import RunContext, fire_from_json
@@ -59,9 +61,22 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
+def _stop_on_sigterm(ctx: RunContext) -> None:
+    """On SIGTERM (timeout, cancellation), set `ctx.should_stop()` and raise SystemExit in
+    the function, as Ctrl-C raises KeyboardInterrupt: its `finally` blocks and context
+    managers run during the grace period, and the traceback shows where it was."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        ctx.request_stop()
+        raise SystemExit("stopped by SIGTERM (the run timed out or was cancelled)")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _call(spec: dict[str, Any], channel: _Channel) -> int:
     fire, env = fire_from_json(spec["context"])
     ctx = RunContext.build(fire, env, channel.progress, channel.log)
+    _stop_on_sigterm(ctx)
     try:
         fn = resolve(spec["call"])
         args, kwargs = arguments(fn, tuple(spec["args"]), spec["kwargs"], ctx)

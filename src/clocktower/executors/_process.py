@@ -165,6 +165,14 @@ def _memory_limiter(limit: int | None) -> Callable[[], None] | None:
     return functools.partial(resource.setrlimit, resource.RLIMIT_AS, (limit, limit))
 
 
+async def _connect(
+    file: BinaryIO, handler: LinesHandler, max_line: int
+) -> tuple[asyncio.BaseTransport, LineReader]:
+    return await asyncio.get_running_loop().connect_read_pipe(
+        functools.partial(LineReader, handler, max_line), file
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Ending:
     returncode: int | None  # None: the child would not go away, even after SIGKILL
@@ -177,10 +185,14 @@ class Child:
     Use `start()`, then `run()`, and always `close()` (in a `finally`).
     """
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        readers: list[tuple[asyncio.BaseTransport, LineReader]],
+    ) -> None:
         self.proc = proc
         self.group = ProcessGroup(proc.pid)
-        self._readers: list[tuple[asyncio.BaseTransport, LineReader]] = []
+        self._readers = readers
 
     @classmethod
     async def start(
@@ -203,7 +215,14 @@ class Child:
             handlers.append((channel, channel_max_line))
         pipes = [os.pipe() for _ in handlers]
         channel_fd = pipes[2][1] if channel is not None else None
+        # The pipes are read before the child starts, so that once it runs there
+        # is nothing left to await here: a cancellation from now on reaches `run()`,
+        # which stops the whole group properly.
+        files = [os.fdopen(read_end, "rb", buffering=0) for read_end, _ in pipes]
+        readers: list[tuple[asyncio.BaseTransport, LineReader]] = []
         try:
+            for file, (handler, max_line) in zip(files, handlers, strict=True):
+                readers.append(await _connect(file, handler, max_line))
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
@@ -216,29 +235,15 @@ class Child:
                 preexec_fn=_memory_limiter(memory_limit),
             )
         except BaseException:
-            for read_end, _ in pipes:
-                os.close(read_end)
+            for transport, _ in readers:
+                transport.close()
+            for file in files:
+                file.close()
             raise
         finally:
             for _, write_end in pipes:
                 os.close(write_end)
-        child = cls(proc)
-        files = [os.fdopen(read_end, "rb", buffering=0) for read_end, _ in pipes]
-        try:
-            for file, (handler, max_line) in zip(files, handlers, strict=True):
-                await child._read(file, handler, max_line)
-        except BaseException:
-            for file in files:
-                file.close()
-            child.close()
-            raise
-        return child, channel_fd
-
-    async def _read(self, file: BinaryIO, handler: LinesHandler, max_line: int) -> None:
-        transport, reader = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: LineReader(handler, max_line), file
-        )
-        self._readers.append((transport, reader))
+        return cls(proc, readers), channel_fd
 
     async def run(self, time_limit: float, kill_grace: float, notice: Notice) -> Ending:
         """Wait for the child; stop its whole group on timeout or cancellation.
@@ -257,7 +262,7 @@ class Child:
             await self.group.terminate(kill_grace, notice)
             ending = Ending(await self._reap(), timed_out=True)
         except asyncio.CancelledError:
-            notice("cancelled: sending SIGTERM to the process group")
+            notice("cancelled: sending SIGTERM to the group")
             await self.group.terminate(kill_grace, notice)
             await self._reap()
             raise
