@@ -130,8 +130,8 @@ def parse_target(data: Mapping[str, Any], kind: TargetKind, prefix: str = "") ->
 
 def _command(data: Mapping[str, Any], prefix: str) -> CommandTarget:
     return CommandTarget(
-        command=expect_str(data["command"], prefix + "command"),
-        cwd=_optional(data, "cwd", prefix, expect_str),
+        command=_process_text(data["command"], prefix + "command"),
+        cwd=_optional(data, "cwd", prefix, _process_text),
         env=parse_env(data["env"], prefix + "env") if "env" in data else {},
         memory_limit=_optional(data, "memory_limit", prefix, parse_size),
     )
@@ -152,7 +152,20 @@ def parse_env(value: object, field: str) -> dict[str, str]:
                 f"{name} is set by Clocktower for every run and cannot be overridden",
                 field=f"{field}.{name}",
             )
+        _no_characters(env[name], "\0", "a NUL character", f"{field}.{name}")
     return env
+
+
+def _process_text(value: object, field: str) -> str:
+    """Text handed to the operating system, which cannot hold a NUL character."""
+    text = expect_str(value, field)
+    _no_characters(text, "\0", "a NUL character", field)
+    return text
+
+
+def _no_characters(text: str, characters: str, name: str, field: str) -> None:
+    if any(ch in text for ch in characters):
+        raise InvalidSpec(f"must not contain {name}", field=field)
 
 
 # --------------------------------------------------------------------------- http
@@ -196,6 +209,7 @@ def _headers(value: object, field: str) -> dict[str, str]:
     for name in headers:
         if not _HEADER_NAME.match(name):
             raise InvalidSpec(f"{name!r} is not a valid HTTP header name", field=f"{field}.{name}")
+        _no_characters(headers[name], "\r\n\0", "a line break", f"{field}.{name}")
     return headers
 
 
