@@ -217,8 +217,9 @@ def test_unreadable_and_empty_secret_files(tmp_path: Path) -> None:
         ),
         (
             {"CLOCKTOWER_TIMEZONE": "Europe/Pari"},
-            "environment variable CLOCKTOWER_TIMEZONE: unknown time zone 'Europe/Pari'; "
-            "did you mean 'Europe/Paris'?",
+            "environment variable CLOCKTOWER_TIMEZONE: unknown time zone 'Europe/Pari': use an "
+            "IANA name such as 'Europe/Paris' or 'UTC'; did you mean 'Europe/Paris' or "
+            "'Europe/Madrid' or 'Europe/Riga'?",
         ),
         (
             {"CLOCKTOWER_LOG_LEVEL": "loud"},

@@ -18,7 +18,6 @@ it ("timeout", "env.API_KEY", "steps[2].job"); the first error wins.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -313,11 +312,14 @@ def _exclude(value: object) -> tuple[date, ...]:
 
 def _compile(trigger: TriggerSpec, job_id: str) -> None:
     """Check the trigger the only sure way: by compiling it."""
+    from clocktower.triggers import compile_trigger
+
     try:
-        compile_trigger = importlib.import_module("clocktower.triggers").compile_trigger
-    except (ImportError, AttributeError):  # clocktower.triggers has not landed yet
-        return
-    compile_trigger(trigger, job_id=job_id)
+        compile_trigger(trigger, job_id=job_id)
+    except InvalidSpec:
+        raise
+    except ValueError as exc:  # a trigger error that forgot its field
+        raise InvalidSpec(str(exc), field=trigger.kind) from None
 
 
 # --------------------------------------------------------------------------- policies

@@ -11,14 +11,13 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Any
 
 from clocktower.model import InvalidSpec
+from clocktower.triggers.localtime import load_zone
 
 _NUMBER = r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 
@@ -314,19 +313,13 @@ def format_size(size: int) -> str:
 
 
 def parse_timezone(value: object, field: str) -> str:
-    """An IANA zone name ("Europe/Paris", "UTC"), checked against the zone database."""
-    name = expect_str(value, field)
+    """An IANA zone name ("Europe/Paris", "UTC"), checked as triggers check it."""
+    name = expect_str(value, field).strip()
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        hint = suggest(name, _zone_names())
-        raise InvalidSpec(f"unknown time zone {name!r}{hint}", field=field) from None
+        load_zone(name)
+    except InvalidSpec as exc:
+        raise InvalidSpec(exc.message, field=field) from None
     return name
-
-
-@cache
-def _zone_names() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
 
 
 def parse_datetime(value: object, field: str) -> datetime:
