@@ -45,6 +45,7 @@ from clocktower.spec_targets import (
     parse_target,
     target_to_mapping,
 )
+from clocktower.triggers import compile_trigger
 from clocktower.units import (
     describe,
     expect_bool,
@@ -153,14 +154,16 @@ def parse_job(
 def job_from_stored(data: Mapping[str, Any]) -> JobSpec:
     """A spec the store kept (`job_to_mapping`'s output), upgraded from older versions."""
     table = expect_table(data, "job")
-    version = table.get("version")
     job_id = table.get("id")
     if not isinstance(job_id, str):
         raise wrong_type("the job's id as a string", job_id, "id")
-    if version is None:
-        raise InvalidSpec("the stored job has no spec version", field="version", job=job_id)
-    upgraded = _upgrade(table, _version(version, job_id))
-    source = expect_str(upgraded.get("source", "api"), "source")
+    try:
+        if "version" not in table:
+            raise InvalidSpec("the stored job has no spec version", field="version")
+        upgraded = _upgrade(table, _version(table["version"]))
+        source = expect_str(upgraded.get("source", "api"), "source")
+    except InvalidSpec as exc:
+        raise exc.located(job=job_id) from None
     return job_from_mapping(upgraded, job_id=job_id, source=source)
 
 
@@ -177,14 +180,13 @@ def _upgrade(table: Mapping[str, Any], version: int) -> dict[str, Any]:
     return data
 
 
-def _version(value: object, job_id: str | None = None) -> int:
+def _version(value: object) -> int:
     version = expect_int(value, "version", minimum=1)
     if version > SPEC_VERSION:
         raise InvalidSpec(
             f"written by a newer Clocktower (spec version {version}; this one reads "
             f"versions up to {SPEC_VERSION}): upgrade Clocktower to use it",
             field="version",
-            job=job_id,
         )
     return version
 
@@ -312,8 +314,6 @@ def _exclude(value: object) -> tuple[date, ...]:
 
 def _compile(trigger: TriggerSpec, job_id: str) -> None:
     """Check the trigger the only sure way: by compiling it."""
-    from clocktower.triggers import compile_trigger
-
     try:
         compile_trigger(trigger, job_id=job_id)
     except InvalidSpec:
