@@ -41,3 +41,8 @@ async def wait_gone(pgid: int) -> list[int]:
         while left := live_in_group(pgid):  # noqa: ASYNC110 -- no event for another's exit
             await asyncio.sleep(0.01)
     return left
+
+
+def exists(pid: int) -> bool:
+    """Whether `pid` is in the process table at all (a zombie counts)."""
+    return Path("/proc", str(pid)).exists()

@@ -16,7 +16,7 @@ from clocktower.executors.command import CommandExecutor
 from clocktower.model import CommandTarget, HttpTarget, RunState
 
 from .conftest import MakeFire, RecordingSink
-from .procs import live_in_group, running, wait_gone
+from .procs import exists, live_in_group, running, wait_gone
 
 GRACE = 0.3
 
@@ -103,6 +103,7 @@ async def test_a_second_cancellation_during_the_grace_kills_at_once(
     async with asyncio.timeout(5):  # not the 60 s grace
         with pytest.raises(asyncio.CancelledError):
             await task
+    assert not exists(pgid)  # the shell was reaped, not left a zombie
     assert await wait_gone(pgid) == []
 
 

@@ -263,8 +263,12 @@ class Child:
             ending = Ending(await self._reap(), timed_out=True)
         except asyncio.CancelledError:
             notice("cancelled: sending SIGTERM to the group")
-            await self.group.terminate(kill_grace, notice)
-            await self._reap()
+            try:
+                await self.group.terminate(kill_grace, notice)
+            finally:
+                # Even after a second cancellation (terminate then SIGKILLs at once):
+                # a child nobody waits for stays a zombie and its transport open.
+                await self._reap()
             raise
         else:
             ending = Ending(returncode)
