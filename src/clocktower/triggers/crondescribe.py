@@ -31,12 +31,25 @@ _NTH_LAST = {-1: "last", -2: "second-to-last", -3: "third-to-last"}
 def describe_fields(fields: CronFields) -> str:
     """The whole schedule, without the zone."""
     parts = [time_phrase(fields)]
+    date = _calendar_date(fields)
+    if date:
+        return f"{parts[0]} on {date}"
     days = day_phrase(fields)
     if days:
         parts.append(days)
     if len(fields.months) < 12:
-        parts.append("in " + listing(fields.months, 1, 12, "month", _month))
+        parts.append("in " + listing(fields.months, 1, 12, "month", _month, min_step_values=3))
     return " ".join(parts)
+
+
+def _calendar_date(fields: CronFields) -> str:
+    """ "January 1" when the expression names one day of one month, else ""."""
+    dom = fields.dom
+    plain = not (dom.before_last or dom.nearest_weekday or dom.last_weekday)
+    if fields.texts[5] != "*" or not plain or len(fields.months) != 1:
+        return ""
+    days = [d for d in range(1, 32) if dom.days >> d & 1]
+    return f"{_month(fields.months[0])} {days[0]}" if len(days) == 1 else ""
 
 
 # --------------------------------------------------------------------------- words
@@ -57,9 +70,9 @@ def _month(value: int) -> str:
     return MONTHS[value - 1]
 
 
-def step_of(values: tuple[int, ...], lo: int, hi: int) -> int:
+def step_of(values: tuple[int, ...], lo: int, hi: int, min_values: int = 2) -> int:
     """k when `values` is every kth value from `lo` to the end of the range, else 0."""
-    if len(values) < 2 or values[0] != lo:
+    if len(values) < min_values or values[0] != lo:
         return 0
     step = values[1] - values[0]
     expected = tuple(range(lo, hi + 1, step))
@@ -83,9 +96,10 @@ def listing(
     hi: int,
     unit: str,
     name: Callable[[int], str] = str,
+    min_step_values: int = 2,
 ) -> str:
     """Values as words: "Monday through Friday", "every 3rd month", "1, 15 and 20"."""
-    step = step_of(values, lo, hi)
+    step = step_of(values, lo, hi, min_step_values)
     if step:
         return f"every {ordinal(step)} {unit}"
     words = []
@@ -114,15 +128,23 @@ def time_phrase(fields: CronFields) -> str:
         return clock_part[0].upper() + clock_part[1:]
     if len(seconds) == 1:
         return f"At second {seconds[0]} of {clock_part}"
+    return _seconds_phrase(seconds, minutes, hours, clock_part)
+
+
+def _seconds_phrase(
+    seconds: tuple[int, ...], minutes: tuple[int, ...], hours: tuple[int, ...], clock_part: str
+) -> str:
     if len(seconds) == 60:
         second_part = "Every second"
     elif step := step_of(seconds, 0, 59):
         second_part = f"Every {step} seconds"
     else:
         second_part = f"At seconds {listing(seconds, 0, 59, 'second')}"
-    if len(minutes) == 60 and len(hours) == 24:
-        return second_part
-    return f"{second_part} of {clock_part}"
+    if len(minutes) == 60:
+        return second_part if len(hours) == 24 else f"{second_part} during {_hours(hours)}"
+    if len(minutes) == 1 and len(hours) <= 6:
+        return f"{second_part} during " + join([clock(hour, minutes[0]) for hour in hours])
+    return f"{second_part}, {clock_part}"
 
 
 def _minutes_phrase(minutes: tuple[int, ...], hours: tuple[int, ...]) -> str:
@@ -137,11 +159,11 @@ def _minutes_phrase(minutes: tuple[int, ...], hours: tuple[int, ...]) -> str:
         minute_part = f"at minutes {listing(minutes, 0, 59, 'minute')}"
     if len(hours) == 24:
         return minute_part
-    return f"{minute_part} past {_hours(hours)}"
+    return f"{minute_part} during {_hours(hours)}"
 
 
 def _hours(hours: tuple[int, ...]) -> str:
-    step = step_of(hours, 0, 23)
+    step = step_of(hours, 0, 23, min_values=3)
     if step:
         return f"every {ordinal(step)} hour"
     return f"hour{'s' if len(hours) > 1 else ''} {listing(hours, 0, 23, 'hour')}"
@@ -181,12 +203,15 @@ def _dom_phrase(dom: DaysOfMonth) -> str:
         days = tuple(d for d in range(1, 32) if dom.days >> d & 1)
         if len(days) == 31:
             return ""
-        words.append(f"day {listing(days, 1, 31, 'day')} of the month")
+        listed = listing(days, 1, 31, "day", min_step_values=3)
+        words.append(f"{listed if listed.startswith('every') else 'day ' + listed} of the month")
     for n in dom.before_last:
         words.append(
             "the last day of the month"
             if n == 0
-            else f"the day {n} day{'s' if n > 1 else ''} before the last day of the month"
+            else "the second-to-last day of the month"
+            if n == 1
+            else f"the day {n} days before the last day of the month"
         )
     words.extend(f"the weekday nearest day {day} of the month" for day in dom.nearest_weekday)
     if dom.last_weekday:
