@@ -11,8 +11,6 @@ them, and `BoundedTrigger` (start/end bounds and excluded dates around any).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from clocktower.triggers.base import Trigger, fire_times
 from clocktower.triggers.bounded import BoundedTrigger
 from clocktower.triggers.build import (
@@ -22,13 +20,11 @@ from clocktower.triggers.build import (
     parse_expression,
     readable_form,
 )
+from clocktower.triggers.cron import CronTrigger
 from clocktower.triggers.interval import EveryTrigger
 from clocktower.triggers.localtime import load_zone
 from clocktower.triggers.oneoff import AtTrigger
 from clocktower.triggers.readable import Compiled, compile_schedule, readable
-
-if TYPE_CHECKING:
-    from clocktower.triggers.cron import CronTrigger
 
 __all__ = [
     "AtTrigger",
@@ -47,11 +43,3 @@ __all__ = [
     "readable",
     "readable_form",
 ]
-
-
-def __getattr__(name: str) -> object:
-    if name == "CronTrigger":
-        from clocktower.triggers.cron import CronTrigger
-
-        return CronTrigger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from clocktower.model import InvalidSpec, TriggerSpec
 from clocktower.triggers.base import Trigger
 from clocktower.triggers.bounded import BoundedTrigger
+from clocktower.triggers.cron import CronTrigger
 from clocktower.triggers.interval import EveryTrigger, parse_every
 from clocktower.triggers.localtime import format_local, load_zone, to_instant
 from clocktower.triggers.oneoff import AtTrigger
@@ -87,8 +88,6 @@ def _build(kind: str, expr: str, zone: ZoneInfo, start: float | None, job_id: st
 
 
 def _cron(expr: str, zone: ZoneInfo, job_id: str) -> Trigger:
-    from clocktower.triggers.cron import CronTrigger
-
     try:
         return CronTrigger(expr, zone, job_id=job_id)
     except InvalidSpec as exc:
@@ -153,5 +152,6 @@ def readable_form(trigger: Trigger) -> str | None:
         return readable(trigger.canonical, "every")
     if isinstance(trigger, AtTrigger):
         return readable(trigger.expr, "at")
-    expr = getattr(trigger, "expr", None)  # a CronTrigger
-    return readable(expr) if isinstance(expr, str) else None
+    if isinstance(trigger, CronTrigger):
+        return readable(trigger.expr)
+    return None
