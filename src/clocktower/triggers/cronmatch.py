@@ -152,12 +152,17 @@ class CronSchedule:
         if not self._months >> month & 1:
             return 0
         length = days_in_month(year, month)
-        first = date(year, month, 1).toordinal() % 7  # 0 = Sunday
         in_month = (1 << (length + 1)) - 2
         dom, dow = self._dom, self._dow
-        special = dom.before_last or dom.nearest_weekday or dom.last_weekday
-        by_dom = dom_mask(dom, length, first) if special else dom.days
-        by_dow = in_month if dow.days == WEEK else dow_mask(dow, length, first)
+        first = -1  # weekday of the 1st (0 = Sunday), found only if a field needs it
+        by_dom = dom.days
+        if dom.before_last or dom.nearest_weekday or dom.last_weekday:
+            first = date(year, month, 1).toordinal() % 7
+            by_dom = dom_mask(dom, length, first)
+        by_dow = in_month
+        if dow.days != WEEK:
+            first = first if first >= 0 else date(year, month, 1).toordinal() % 7
+            by_dow = dow_mask(dow, length, first)
         if self._day_or:
             return (by_dom | by_dow) & in_month
         return by_dom & by_dow & in_month

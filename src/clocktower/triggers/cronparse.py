@@ -149,7 +149,7 @@ def parse_cron(expr: str, job_id: str = "") -> CronFields:
     return CronFields(
         expr,
         texts,
-        bits(SECOND, sec, job_id),
+        bits(SECOND, sec, job_id) if has_seconds else 1,  # second 0
         bits(MINUTE, minute, job_id),
         bits(HOUR, hour, job_id),
         days_of_month(dom, job_id),
@@ -324,9 +324,10 @@ def _hash_bounds(f: Field, base: str, item: str) -> tuple[int, int]:
 
 def days_of_month(text: str, job_id: str) -> DaysOfMonth:
     """The day-of-month field: numbers, ranges, steps, H, L, L-n, LW and nW."""
-    if text == "*":
-        return EVERY_DAY
     upper = text.upper()
+    common = _COMMON_DAYS_OF_MONTH.get(upper)
+    if common is not None:
+        return common
     if "L" not in upper and "W" not in upper:
         return DaysOfMonth(bits(DOM, text, job_id))
     days = 0
@@ -368,10 +369,8 @@ def _nearest(upper: str, item: str) -> int:
 
 def days_of_week(text: str, job_id: str) -> DaysOfWeek:
     """The day-of-week field: numbers and names, ranges, steps, H, nL and n#k."""
-    if text == "*":
-        return EVERY_WEEKDAY
     if "#" not in text and "L" not in text.upper():
-        return DaysOfWeek(_sunday_once(bits(DOW, text, job_id)))
+        return _PLAIN_WEEKDAYS[_sunday_once(bits(DOW, text, job_id))]
     days = 0
     nth: list[tuple[int, int]] = []
     for item in _items(DOW, text):
@@ -409,3 +408,9 @@ def _sorted(items: list[int]) -> tuple[int, ...]:
 
 EVERY_DAY = DaysOfMonth(span_bits(1, 32))
 EVERY_WEEKDAY = DaysOfWeek(WEEK)
+_COMMON_DAYS_OF_MONTH = {
+    "*": EVERY_DAY,
+    "L": DaysOfMonth(0, (0,)),
+    "LW": DaysOfMonth(0, last_weekday=True),
+}
+_PLAIN_WEEKDAYS = tuple(DaysOfWeek(days) for days in range(WEEK + 1))  # made once, not per parse
