@@ -430,6 +430,20 @@ def test_next_after_has_an_end() -> None:
         trigger.next_after(float("nan"))
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "Pacific/Chatham"])
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "*/30 2 * 3 SUN#5", "* * * * *", "0 0 L * *"])
+def test_searches_near_the_last_supported_year_end(expr: str, zone: str) -> None:
+    trigger = CronTrigger(expr, zone)
+    ts = datetime(9998, 12, 1, tzinfo=UTC).timestamp()
+    for _ in range(5):
+        found = trigger.next_after(ts)
+        if found is None:
+            break
+        assert found > ts
+        ts = found
+    assert trigger.next_after(datetime(9998, 12, 31, 23, tzinfo=UTC).timestamp() + 7200) is None
+
+
 def test_very_early_instants_start_from_the_first_supported_year() -> None:
     found = CronTrigger("0 0 1 1 *").next_after(-1e15)
     assert found is not None

@@ -229,6 +229,8 @@ class CronSchedule:
     def next_wall(self, wall: int, limit: int) -> int | None:
         """The first matching wall time >= `wall` on a day <= `limit`, or None."""
         day, second = divmod(wall, DAY)
+        if day > limit:
+            return None
         if self._days == MONTHLY:
             return self._next_wall_by_month(day, second, limit)
         if self._days == EVERY_DAY or self._week >> (day + 4) % 7 & 1:

@@ -37,6 +37,7 @@ LAST_YEAR = 9998
 MIN_INSTANT = (date(FIRST_YEAR, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
 MAX_INSTANT = (date(LAST_YEAR + 1, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY - 1
 _NEAR = 2 * DAY  # no offset is larger than a day, so a wall time is within this of its instant
+_FAR_PAST, _FAR_FUTURE = -(1 << 62), 1 << 62
 
 
 def year_start(year: int) -> int:
@@ -153,7 +154,7 @@ class ZoneTable:
         self._lock = threading.Lock()
         if self.fixed is not None:
             self._rules = None
-            self._last = Year(MIN_INSTANT, MAX_INSTANT + 1, (), (self.fixed,))
+            self._last = Year(_FAR_PAST, _FAR_FUTURE, (), (self.fixed,))
             self.last_calm = (self.fixed, MIN_INSTANT, MAX_INSTANT + 1)
             return
         rules = read_rules(zone)
@@ -166,11 +167,17 @@ class ZoneTable:
         last = self._last
         if last.start <= instant < last.end or self.fixed is not None:
             return last
-        found = self._years.get(year_of(instant))
-        if found is None or not found.start <= instant < found.end:
-            found = self._load(year_of(instant))
+        if not MIN_INSTANT <= instant <= MAX_INSTANT:
+            return self._beyond(instant)
+        found = self._years.get(year_of(instant)) or self._load(year_of(instant))
         self._last = found
         return found
+
+    def _beyond(self, instant: int) -> Year:
+        """Before year 2 or after year 9998: the offset at that edge, for ever."""
+        if instant < MIN_INSTANT:
+            return Year(_FAR_PAST, MIN_INSTANT, (), (self.year(MIN_INSTANT).offsets[0],))
+        return Year(MAX_INSTANT + 1, _FAR_FUTURE, (), (self.year(MAX_INSTANT).offsets[-1],))
 
     def _load(self, year: int) -> Year:
         with self._lock:
