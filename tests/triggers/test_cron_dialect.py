@@ -262,6 +262,8 @@ def test_macros(macro: str, expansion: str) -> None:
         ("*/60 * * * *", "minute: step 60 in */60 is out of range 1-59"),
         ("*/x * * * *", "minute: the step in */x must be a whole number"),
         ("abc * * * *", "minute: abc is not a number"),
+        ("0 \u00b2 * * *", "hour: \u00b2 is not a number"),
+        ("0 0 \u0663 * *", "day-of-month: \u0663 is not a number"),
         ("-5 * * * *", "minute: -5 is incomplete"),
         ("0 0 * * FOO", "day-of-week: FOO is not a number or a day name (SUN-SAT)"),
         ("0 0 * BRUMAIRE *", "month: BRUMAIRE is not a number or a month name (JAN-DEC)"),

@@ -12,8 +12,9 @@ minute at or after m" is the lowest set bit of `mask >> m`. Each (year,
 month) gets a 32-bit mask of its matching days, computed once from the day
 fields (with L, W and # resolved for that month) and cached, so the next
 matching day is again a lowest-set-bit away. Nothing loops over minutes or
-days, and no datetime is built except one `date` per call to split a day
-number into year, month and day.
+days; the only `date` objects built split a day number into year, month and
+day, or find the weekday of a month's 1st. Expressions whose days depend only
+on the weekday (`0 6 * * 1`) or match every day skip even that.
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ MACROS = {
 }
 DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-FIELD_ORDER = "second minute hour day-of-month month day-of-week"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +144,8 @@ def parse_cron(expr: str, job_id: str = "") -> CronFields:
     has_seconds = len(texts) == 6
     if not has_seconds:
         texts = ("0", *texts)
+    if not expr.isascii():  # so that isdigit() below means 0-9
+        raise _not_ascii(texts)
     sec, minute, hour, dom, month, dow = texts
     return CronFields(
         expr,
@@ -175,6 +176,12 @@ def _field_texts(expr: str) -> tuple[str, ...]:
         f"{expr.strip()!r} has {len(parts)} field{'s' if len(parts) > 1 else ''}: "
         "expected 5 (minute hour day-of-month month day-of-week) or 6 with seconds first"
     )
+
+
+def _not_ascii(texts: tuple[str, ...]) -> InvalidSpec:
+    fields = (SECOND, MINUTE, HOUR, DOM, MONTH, DOW)
+    name, text = next((f.name, t) for f, t in zip(fields, texts, strict=True) if not t.isascii())
+    return invalid(f"{name}: {text} is not a number")
 
 
 def _macro(word: str) -> str:
