@@ -194,7 +194,7 @@ def zone_table_cost(zone_name: str) -> float:
 
 
 def row(*cells: object) -> str:
-    widths = [14, 16, 13, 13, 13, 11, 11]
+    widths = [14, 16, 13, 13, 13, 12, 13]
     return "".join(
         f"{c:<{w}}" if i < 2 else f"{c:>{w}}"
         for i, (c, w) in enumerate(zip(cells, widths, strict=False))
