@@ -105,6 +105,6 @@ class Executor(Protocol):
         ctx: FireContext,
         sink: OutputSink,
         *,
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109 - the executor owns its kill sequence
         kill_grace: float,
     ) -> Outcome: ...

@@ -1,0 +1,171 @@
+"""One `clocktower serve` process: open the store, apply the config file's jobs,
+run the loop, and shut down gracefully on SIGTERM.
+
+Signals: the first SIGTERM or SIGINT stops claiming and lets running runs
+finish within `shutdown_grace`, then interrupts them (recorded as failed, so
+their retry policy applies). A second signal interrupts them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clocktower.engine import Engine, EngineSettings, Loop, LoopSettings
+from clocktower.model import JobSpec, Policies
+from clocktower.service import ReconcileReport, Service
+from clocktower.store import Store
+
+log = logging.getLogger("clocktower")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    database: str
+    node_id: str
+    timezone: str = "UTC"
+    max_concurrent_runs: int = 8
+    lease: float = 30.0
+    lookahead: float = 2.0
+    shutdown_grace: float = 30.0
+    artifacts_dir: Path = Path("clocktower-artifacts")
+    retention_runs: int = 1000
+    retention_days: float = 30.0
+    defaults: Policies = field(default_factory=Policies)
+
+
+@dataclass(slots=True)
+class FileJobs:
+    """The jobs of one config file, to reconcile on start."""
+
+    source: str
+    jobs: dict[str, JobSpec]
+    paused: set[str]
+
+
+def open_store(url: str) -> Store:
+    store = Store(url)
+    store.upgrade()
+    return store
+
+
+def apply_file(service: Service, file_jobs: FileJobs | None) -> ReconcileReport | None:
+    if file_jobs is None:
+        return None
+    report = service.reconcile(
+        file_jobs.jobs, sorted(file_jobs.paused), source=file_jobs.source, actor="config"
+    )
+    for job_id, reason in report.broken.items():
+        log.error("job %s is broken and will not run: %s", job_id, reason)
+    log.info(
+        "config %s: %d added, %d changed, %d unchanged, %d disabled",
+        file_jobs.source.removeprefix("file:"),
+        len(report.added),
+        len(report.changed),
+        len(report.unchanged),
+        len(report.disabled),
+    )
+    return report
+
+
+def mark_broken_jobs(service: Service) -> None:
+    """Jobs whose Python target no longer imports are kept, marked broken and
+    reported; a job that imports again is cleared."""
+    for job in service.store.list_jobs():
+        reason = service.broken_reason(job.spec)
+        if reason == job.broken:
+            continue
+        if reason is None and job.broken and not job.broken.startswith("cannot import"):
+            continue  # broken for another reason, which this check cannot clear
+        service.store.set_broken(job.id, reason)
+        if reason:
+            log.error("job %s is broken: %s", job.id, reason)
+
+
+def build_engine(store: Store, options: NodeOptions) -> Engine:
+    return Engine(
+        store,
+        EngineSettings(
+            node_id=options.node_id,
+            max_concurrent_runs=options.max_concurrent_runs,
+            lease=options.lease,
+            lookahead=options.lookahead,
+            shutdown_grace=options.shutdown_grace,
+            artifacts_dir=options.artifacts_dir,
+        ),
+    )
+
+
+async def serve(
+    options: NodeOptions,
+    file_jobs: FileJobs | None = None,
+    *,
+    extra: Callable[[Service, Loop], Coroutine[Any, Any, None]] | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run a node until SIGTERM/SIGINT (or until `stop` is set). `extra` runs
+    beside the loop (the HTTP server) and is cancelled at shutdown."""
+    store = await asyncio.to_thread(open_store, options.database)
+    service = Service(store, default_tz=options.timezone, defaults=options.defaults)
+    await asyncio.to_thread(apply_file, service, file_jobs)
+    await asyncio.to_thread(mark_broken_jobs, service)
+    engine = build_engine(store, options)
+    loop = Loop(
+        engine,
+        LoopSettings(retention_runs=options.retention_runs, retention_days=options.retention_days),
+    )
+    stop = stop or asyncio.Event()
+    if handle_signals:
+        _install_signals(loop, stop)
+    log.info("node %s serving %s", options.node_id, _safe_url(store.url))
+    runner = asyncio.create_task(loop.run(), name="loop")
+    side: asyncio.Task[None] | None = None
+    if extra is not None:
+        side = asyncio.create_task(extra(service, loop), name="http")
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        waiting = [t for t in (runner, side, stopper) if t is not None]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper:
+                task.result()  # a crashed loop or server stops the node, loudly
+    finally:
+        loop.stop()
+        log.info("shutting down: waiting up to %ss for running runs", options.shutdown_grace)
+        await loop.drain(options.shutdown_grace)
+        others: list[asyncio.Task[Any]] = [t for t in (runner, side, stopper) if t is not None]
+        for other in others:
+            other.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await other
+        store.close()
+        log.info("stopped")
+
+
+def _install_signals(loop: Loop, stop: asyncio.Event) -> None:
+    aloop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: interrupting running runs now", signal.Signals(signum).name)
+            loop.interrupt_now()
+            return
+        log.info("%s received: draining", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        aloop.add_signal_handler(signum, on_signal, signum)
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
