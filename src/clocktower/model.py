@@ -282,9 +282,7 @@ class InvalidSpec(ClocktowerError, ValueError):
         fld = self.field
         if field_prefix:
             fld = f"{field_prefix}.{fld}" if fld else field_prefix
-        return InvalidSpec(
-            self.message, field=fld, job=self.job or job, file=self.file or file
-        )
+        return InvalidSpec(self.message, field=fld, job=self.job or job, file=self.file or file)
 
 
 class JobNotFound(ClocktowerError, LookupError):

@@ -225,6 +225,7 @@ class Service:
                 due_at=now,
                 trigger=TriggerKind.BACKFILL,
                 priority=job.spec.policies.priority,
+                queued=True,
             )
             for t in times
         ]

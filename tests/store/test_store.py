@@ -263,7 +263,7 @@ def test_renew_keeps_leases_and_reports_lost_ownership(store: Store) -> None:
 
 def test_cancel_waiting_and_running_runs(store: Store) -> None:
     store.put_job(spec(), now=T0, next_fire_at=None)
-    a, b = store.create_runs(
+    a, _b = store.create_runs(
         [NewRun(job_id="nightly", scheduled_for=T0, trigger=TriggerKind.MANUAL)] * 2, now=T0
     )
     assert store.cancel(a.id, now=T0).state is RunState.CANCELLED

@@ -201,6 +201,14 @@ class Engine:
         execution = self.executions[run.id]
         execution.started = True
         job = await asyncio.to_thread(self.store.get_job, run.job_id, include_deleted=True)
+        log.info(
+            "run %s of %s started (%s, attempt %s, for %s)",
+            run.id,
+            run.job_id,
+            run.trigger,
+            run.attempt,
+            f"{run.scheduled_for:%Y-%m-%d %H:%M:%S}Z",
+        )
         await self._run_target(job, started.run, execution)
 
     async def _run_target(self, job: Job, run: Run, execution: Execution) -> None:
@@ -278,6 +286,13 @@ class Engine:
         )
         if recorded is None:
             log.warning("run %s was no longer owned by this node; outcome dropped", run.id)
+            return
+        took = f" in {recorded.duration:.2f}s" if recorded.duration is not None else ""
+        detail = f": {outcome.error}" if outcome.error else ""
+        level = logging.INFO if outcome.state is RunState.SUCCEEDED else logging.WARNING
+        log.log(level, "run %s of %s %s%s%s", run.id, run.job_id, outcome.state, took, detail)
+        for follow in follow_ups:
+            log.info("  %s of %s due at %s", follow.trigger, follow.job_id, follow.due_at)
 
     def _dependent_runs(self, job_id: str, now: datetime) -> list[NewRun]:
         """Runs of the jobs whose `after` is now satisfied: each upstream job has

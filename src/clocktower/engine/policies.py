@@ -82,6 +82,9 @@ def plan_fire(job: Job, trigger: Trigger, *, now: datetime, horizon: datetime) -
     times = collect_fire_times(trigger, job.next_fire_at, horizon, now)
     run_late, missed = choose_catch_up(job, times.late, bool(times.on_time), now)
     runs = [fire_run(job, trigger, t, now) for t in sorted(run_late + times.on_time)]
+    if len(run_late) > 1:
+        for run in runs:
+            run.queued = True  # a catch-up series: one at a time, oldest first
     if missed:
         runs.insert(0, missed_record(job, sorted(missed), now))
     return FirePlan(runs, times.next_fire_at)
@@ -150,6 +153,15 @@ def resume_from(job: Job, now: datetime) -> datetime:
 # --------------------------------------------------------------------------- overlap
 
 
+def is_catch_up(run: Run) -> bool:
+    """A scheduled run created after its fire time had long passed."""
+    return (
+        run.trigger is TriggerKind.SCHEDULE
+        and run.created_at is not None
+        and run.created_at - run.scheduled_for > MISFIRE_GRACE
+    )
+
+
 def decide_start(job: Job, run: Run, running: list[Run], queued: int) -> Decision:
     """Whether a run whose instant has come may start, given its job's running runs."""
     if job.broken:
@@ -158,9 +170,9 @@ def decide_start(job: Job, run: Run, running: list[Run], queued: int) -> Decisio
         return Decision.start()
     policy = job.spec.policies
     ids = ", ".join(str(r.id) for r in running)
-    if run.trigger is TriggerKind.BACKFILL:
-        # A backfill is a series the user asked for: each waits for the one before.
-        return Decision("queue", f"backfill waits for run {ids}")
+    if run.trigger is TriggerKind.BACKFILL or is_catch_up(run):
+        # A backfill or a catch-up is a series: each run waits for the one before.
+        return Decision("queue", f"{run.trigger} waits for run {ids}")
     match policy.overlap:
         case Overlap.ALLOW:
             if len(running) < policy.max_concurrency:

@@ -37,6 +37,7 @@ class NewRun:
     missed_count: int | None = None
     missed_until: datetime | None = None
     finished_at: datetime | None = None  # set for records born final (skipped, missed)
+    queued: bool = False  # one of a series (backfill, catch-up): runs after the ones before
 
 
 @dataclass(slots=True)
@@ -157,6 +158,7 @@ def new_run_values(new: NewRun, now: datetime) -> dict[str, Any]:
         "missed_until": new.missed_until,
         "created_at": now,
         "finished_at": new.finished_at,
+        "queued": new.queued,
     }
 
 

@@ -77,13 +77,22 @@ class RunQueries:
     ) -> list[Run]:
         """Take up to `limit` runs due by `horizon`, highest priority first.
 
-        A queued run (overlap = "queue") is not claimable while its job has an
-        active run, so nodes do not bounce it back and forth.
+        A queued run (overlap = "queue", a backfill or catch-up series) is not
+        claimable while its job has an active run or an older queued run, so a
+        series runs one at a time, oldest first, and nodes do not bounce it.
         """
         if limit <= 0:
             return []
         other = aliased(runs)
-        busy = exists().where(other.c.job_id == runs.c.job_id, other.c.state.in_(ACTIVE))
+        busy = exists().where(
+            other.c.job_id == runs.c.job_id,
+            other.c.state.in_(ACTIVE)
+            | (
+                (other.c.state == RunState.SCHEDULED)
+                & other.c.queued.is_(True)
+                & (other.c.id < runs.c.id)
+            ),
+        )
         query = (
             select(runs.c.id)
             .where(
