@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
+	@# Dashboard tests drive Debian's Chromium (a browser download does not work offline).
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,postgres,bench]'
