@@ -465,3 +465,19 @@ def test_notify_is_kept_as_written(tmp_path: Path) -> None:
         """,
     )
     assert config.notify == {"urls": ["slack://T000/B000/XXX"], "rules": {"on": "failure"}}
+
+
+def test_commands_run_in_the_config_files_folder(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "clocktower.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '[jobs.a]\ncommand = "true"\n\n[jobs.b]\ncommand = "true"\ncwd = "scripts"\n'
+        '\n[jobs.c]\ncommand = "true"\ncwd = "/srv"\n'
+    )
+    jobs = load_config(path, env={}).jobs
+    cwds = {job_id: getattr(spec.target, "cwd", None) for job_id, spec in jobs.items()}
+    assert cwds == {
+        "a": str(path.parent.absolute()),
+        "b": str(path.parent.absolute() / "scripts"),
+        "c": "/srv",
+    }

@@ -110,7 +110,9 @@ def test_seed_systems_parse_as_expected(tmp_path: Path) -> None:
 
     cleanup = jobs["cleanup-deleted-prompts"]
     assert cleanup.target == CommandTarget(
-        "python manage.py cleanup_deleted_prompts", env={"DATABASE_URL": "${DATABASE_URL}"}
+        "python manage.py cleanup_deleted_prompts",
+        env={"DATABASE_URL": "${DATABASE_URL}"},
+        cwd=str(path.parent.absolute()),  # commands run in the config file's folder
     )
     assert cleanup.trigger == TriggerSpec("schedule", "daily at 03:00", tz="UTC")
     assert cleanup.policies.timeout == 900.0

@@ -11,6 +11,7 @@ naming its file, job and field, so that a broken file changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from clocktower.model import InvalidSpec, JobSpec, Policies
+from clocktower.model import CommandTarget, InvalidSpec, JobSpec, Policies
 from clocktower.spec import parse_job, policies_from_mapping
 from clocktower.units import (
     expect_int,
@@ -368,6 +369,17 @@ def _defaults(section: Mapping[str, Any], file: str, problems: list[InvalidSpec]
     return policies_from_mapping(valid)
 
 
+def _anchor_cwd(spec: JobSpec, base: Path) -> JobSpec:
+    """A command from a config file runs in the file's folder unless its `cwd`
+    says otherwise; a relative `cwd` is relative to that folder, not to wherever
+    the server was started."""
+    target = spec.target
+    if not isinstance(target, CommandTarget):
+        return spec
+    cwd = base / target.cwd if target.cwd else base
+    return spec.replace(target=dataclasses.replace(target, cwd=str(cwd)))
+
+
 def _jobs(
     section: Mapping[str, Any],
     file: str,
@@ -386,7 +398,7 @@ def _jobs(
         except InvalidSpec as exc:
             problems.append(exc.located(file=file, job=job_id))
             continue
-        jobs[job_id] = job.spec
+        jobs[job_id] = _anchor_cwd(job.spec, Path(file).absolute().parent)
         if job.paused is not None:
             paused[job_id] = job.paused
     return jobs, paused
