@@ -7,13 +7,18 @@ JSON with `--json`. Errors are one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import asyncio
+import getpass
 import json
+import logging
 import re
 import time
+import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -21,7 +26,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clocktower.model import ClocktowerError, InvalidSpec
+from clocktower import cli_render
+from clocktower.config import Config, ConfigError, load_config
+from clocktower.model import ClocktowerError, InvalidSpec, Job, RunState
+from clocktower.node import FileJobs, NodeOptions, open_store
+from clocktower.node import serve as serve_node
+from clocktower.service import Service
 from clocktower.triggers import Trigger, fire_times, parse_expression, readable_form
 from clocktower.triggers.localtime import to_instant
 from clocktower.triggers.oneoff import parse_instant
@@ -161,3 +171,475 @@ def _print_next(trigger: Trigger, times: list[float], after: float) -> None:
         local = datetime.fromtimestamp(ts, trigger.zone)
         table.add_row(str(number), utc_iso(ts), f"{local.isoformat()} {local.tzname()}")
     console.print(table)
+
+
+# =========================================================================== operations
+#
+# Every command below opens the store named by --database (or CLOCKTOWER_DATABASE,
+# or the [server] table of --config) and calls `clocktower.service`.
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        "-d",
+        envvar="CLOCKTOWER_DATABASE",
+        help="The store: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB. "
+        "Default: the config's [server] database, else sqlite:///clocktower.db.",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="CLOCKTOWER_CONFIG",
+        help="clocktower.toml to read [server] settings (and, for serve, jobs) from.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+jobs_app = typer.Typer(help="List, show, add, edit, remove, pause and resume jobs.")
+db_app = typer.Typer(help="The store's schema.")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
+
+ACTOR = f"cli:{getpass.getuser()}"
+
+
+def load(config: Path | None) -> Config:
+    with cli_errors():
+        return load_config(config)
+
+
+def open_service(database: str | None, config: Path | None = None) -> Service:
+    cfg = load(config)
+    with cli_errors():
+        store = open_store(database or cfg.server.database)
+    return Service(store, default_tz=cfg.server.timezone, defaults=cfg.defaults)
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            "--bind",
+            envvar="CLOCKTOWER_BIND",
+            help="host:port of the API and dashboard. Default 127.0.0.1:8700.",
+            show_default=False,
+        ),
+    ] = None,
+    no_http: Annotated[
+        bool, typer.Option("--no-http", help="Run the scheduler only, without the API.")
+    ] = False,
+) -> None:
+    """Run a node: the scheduler, plus the API and dashboard on --bind."""
+    cfg = load(config)
+    server = cfg.server
+    logging.basicConfig(
+        level=server.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    options = NodeOptions(
+        database=database or server.database,
+        node_id=server.node_id,
+        timezone=server.timezone,
+        max_concurrent_runs=server.max_concurrent_runs,
+        lease=server.lease,
+        lookahead=server.lookahead,
+        shutdown_grace=server.shutdown_grace,
+        artifacts_dir=server.artifacts_dir,
+        retention_runs=server.retention_runs or 10**9,
+        retention_days=server.retention_days or 36500,
+        defaults=cfg.defaults,
+    )
+    file_jobs = None
+    if cfg.source is not None:
+        file_jobs = FileJobs(cfg.source, dict(cfg.jobs), set(cfg.paused))
+    http = None if no_http else http_runner(bind or server.bind, options.database)
+    with cli_errors():
+        asyncio.run(serve_node(options, file_jobs, extra=http))
+
+
+def http_runner(bind: str, database: str) -> Any:
+    """The API and dashboard beside the loop, when they are installed."""
+    try:
+        from clocktower.api import check_bind_safety, serve_http
+    except ImportError:
+        return None
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+
+    async def run(service: Service, loop: Any) -> None:
+        refusal = await asyncio.to_thread(check_bind_safety, service.store, host)
+        if refusal:
+            raise InvalidSpec(refusal, field="bind")
+        await serve_http(service, loop, host=host, port=int(port))
+
+    return run
+
+
+# --------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="The clocktower.toml to validate.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a config file: every problem, each naming its file, job and field."""
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        if as_json:
+            emit({"ok": False, "problems": [str(p) for p in exc.problems]})
+        else:
+            for problem in exc.problems:
+                typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from None
+    except InvalidSpec as exc:
+        fail(str(exc))
+    rows = []
+    for job_id, spec in cfg.jobs.items():
+        job = Job(spec=spec, paused=job_id in cfg.paused)
+        rows.append(
+            {
+                "id": job_id,
+                "schedule": cli_render.schedule_text(job),
+                "description": cli_render.describe(job),
+            }
+        )
+    if as_json:
+        emit({"ok": True, "jobs": rows})
+        return
+    out = console()
+    out.print(f"{file}: OK, {len(rows)} job(s)", markup=False)
+    for row in rows:
+        out.print(
+            f"  {row['id']}: {row['schedule']} — {row['description'] or 'no schedule'}",
+            markup=False,
+        )
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@jobs_app.command("list")
+def jobs_list(
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    tag: Annotated[str | None, typer.Option(help="Only jobs with this tag.")] = None,
+    text: Annotated[str | None, typer.Option("--search", help="Ids containing this.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Jobs with their schedule, next run and last result."""
+    service = open_service(database, config)
+    jobs = service.list_jobs(tag=tag, text=text)
+    summaries = service.store.summaries([j.id for j in jobs])
+    if as_json:
+        emit([cli_render.job_json(j, summaries.get(j.id)) for j in jobs])
+    else:
+        console().print(cli_render.jobs_table(jobs, summaries, service.clock()))
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: str,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One job: its definition, next fire times and recent runs."""
+    service = open_service(database, config)
+    with cli_errors():
+        job = service.get_job(job_id)
+        upcoming = service.preview(job_id, count=5)
+    runs = service.list_runs(job_id=job_id, limit=10)
+    if as_json:
+        data = cli_render.job_json(job, service.store.summaries([job_id])[job_id])
+        emit(
+            {
+                **data,
+                "upcoming": [cli_render.iso(t) for t in upcoming],
+                "runs": [cli_render.run_json(r) for r in runs],
+            }
+        )
+    else:
+        cli_render.print_job(console(), job, runs, upcoming)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; a VALUE that reads as TOML (numbers, booleans, arrays,
+    inline tables, quoted strings) is taken as such, anything else as text."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set: expected KEY=VALUE, got {pair!r}")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        values[key.strip()] = value
+    return values
+
+
+def definition_from_flags(flags: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    data = {k: v for k, v in flags.items() if v is not None}
+    data.update(parse_settings(pairs))
+    return data
+
+
+@jobs_app.command("add")
+def jobs_add(
+    job_id: Annotated[str, typer.Argument(help="The job's id, a slug: trash-cleanup.")],
+    command: Annotated[str | None, typer.Option(help="A shell command line.")] = None,
+    url: Annotated[str | None, typer.Option(help="An HTTP endpoint to call.")] = None,
+    call: Annotated[str | None, typer.Option(help="A Python function: pkg.mod:func.")] = None,
+    cron: Annotated[str | None, typer.Option(help="A cron expression.")] = None,
+    every: Annotated[
+        str | None, typer.Option(help="An interval: 90s, 7d, 7 days at 16:00.")
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="One instant, ISO-8601.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Readable: 'daily at 03:00'.")] = None,
+    tz: Annotated[str | None, typer.Option(help="IANA zone of the schedule.")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Time limit per run: 10m.")] = None,
+    settings: Annotated[list[str], typer.Option("--set", help="Any other field: KEY=VALUE.")] = [],  # noqa: B006
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a job (the same checks as the config file and the API)."""
+    data = definition_from_flags(
+        {
+            "command": command,
+            "url": url,
+            "call": call,
+            "cron": cron,
+            "every": every,
+            "at": at,
+            "schedule": schedule,
+            "tz": tz,
+            "timeout": timeout,
+        },
+        settings,
+    )
+    service = open_service(database, config)
+    with cli_errors():
+        job, _ = service.create_job(data, job_id=job_id, actor=ACTOR, source="cli")
+    show_changed(service, job, as_json)
+
+
+@jobs_app.command("edit")
+def jobs_edit(
+    job_id: str,
+    cron: Annotated[str | None, typer.Option(help="A cron expression.")] = None,
+    every: Annotated[str | None, typer.Option(help="An interval.")] = None,
+    at: Annotated[str | None, typer.Option(help="One instant, ISO-8601.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Readable: 'daily at 03:00'.")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Time limit per run.")] = None,
+    settings: Annotated[list[str], typer.Option("--set", help="Any field: KEY=VALUE.")] = [],  # noqa: B006
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change some fields of a job; a new schedule replaces the old one."""
+    changes = definition_from_flags({"timeout": timeout}, settings)
+    new_trigger = {
+        k: v for k, v in {"cron": cron, "every": every, "at": at, "schedule": schedule}.items() if v
+    }
+    if new_trigger:
+        changes |= {"cron": None, "every": None, "at": None, "schedule": None, **new_trigger}
+    service = open_service(database, config)
+    with cli_errors():
+        job = service.update_job(job_id, changes, actor=ACTOR)
+    show_changed(service, job, as_json)
+
+
+def show_changed(service: Service, job: Job, as_json: bool) -> None:
+    if as_json:
+        emit(cli_render.job_json(job))
+        return
+    when = cli_render.iso(job.next_fire_at) or "not scheduled"
+    console().print(f"{job.id}: {cli_render.schedule_text(job)}; next run {when}", markup=False)
+
+
+@jobs_app.command("rm")
+def jobs_rm(job_id: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Delete a job: it stops firing; a run in progress is cancelled; history is kept."""
+    service = open_service(database, config)
+    with cli_errors():
+        service.delete_job(job_id, actor=ACTOR)
+    typer.echo(f"{job_id}: deleted")
+
+
+@jobs_app.command("pause")
+def jobs_pause(job_id: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Stop firing a job until it is resumed."""
+    service = open_service(database, config)
+    with cli_errors():
+        service.pause(job_id, actor=ACTOR)
+    typer.echo(f"{job_id}: paused")
+
+
+@jobs_app.command("resume")
+def jobs_resume(job_id: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Resume a paused job (missed fire times are not caught up unless catch_up_paused)."""
+    service = open_service(database, config)
+    with cli_errors():
+        job = service.resume(job_id, actor=ACTOR)
+    typer.echo(f"{job_id}: resumed; next run {cli_render.iso(job.next_fire_at) or '—'}")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@app.command()
+def trigger(
+    job_id: str,
+    env: Annotated[list[str], typer.Option("--env", "-e", help="KEY=VALUE for this run.")] = [],  # noqa: B006
+    payload: Annotated[str | None, typer.Option(help="JSON payload for this run.")] = None,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a job now (recorded as trigger = manual)."""
+    overrides = {}
+    for pair in env:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--env: expected KEY=VALUE, got {pair!r}")
+        overrides[key] = value
+    data = None
+    if payload is not None:
+        try:
+            data = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            fail(f"--payload: not JSON: {exc}")
+    service = open_service(database, config)
+    with cli_errors():
+        run = service.trigger_now(job_id, actor=ACTOR, payload=data, env=overrides)
+    if as_json:
+        emit(cli_render.run_json(run))
+    else:
+        typer.echo(f"run {run.id} of {job_id} created")
+
+
+@app.command()
+def cancel(run_id: int, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Cancel a run: a waiting one at once, a running one is stopped by its node."""
+    service = open_service(database, config)
+    with cli_errors():
+        run = service.cancel(run_id, actor=ACTOR)
+    typer.echo(f"run {run_id}: {'cancelling' if not run.state.final else run.state}")
+
+
+@app.command()
+def runs(
+    job_id: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
+    state: Annotated[list[RunState], typer.Option("--state", help="Only runs in this state.")] = [],  # noqa: B006
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent runs, newest first."""
+    service = open_service(database, config)
+    found = service.list_runs(job_id=job_id, states=state, limit=limit)
+    if as_json:
+        emit([cli_render.run_json(r) for r in found])
+    else:
+        console().print(cli_render.runs_table(found))
+
+
+@app.command()
+def logs(
+    run_id: int,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")
+    ] = False,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", "-t", help="Prefix each line with its time.")
+    ] = False,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """A run's output (stdout and stderr, interleaved)."""
+    service = open_service(database, config)
+    after, shown_cut = 0, False
+    while True:
+        with cli_errors():
+            chunks, dropped = service.output(run_id, after=after)
+        for chunk in chunks:
+            if chunk.part == "tail" and dropped and not shown_cut:
+                typer.echo(f"[… {dropped} bytes of output omitted …]")
+                shown_cut = True
+            for ts, stream, text in chunk.lines:
+                prefix = f"{utc_iso(ts)} " if timestamps else ""
+                typer.echo(f"{prefix}{text}", err=stream == "stderr")
+            after = chunk.id
+        if not follow or (service.get_run(run_id).state.final and not chunks):
+            return
+        time.sleep(0.5)
+
+
+@app.command()
+def backfill(
+    job_id: str,
+    start: Annotated[
+        str, typer.Option("--from", help="First instant (ISO-8601, UTC if no offset).")
+    ],
+    end: Annotated[str, typer.Option("--to", help="Last instant (ISO-8601).")],
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a run for each fire time of JOB in a past range, oldest first."""
+    begin, finish = _instant(start, "--from"), _instant(end, "--to")
+    service = open_service(database, config)
+    with cli_errors({"to": "--to"}):
+        created = service.backfill(job_id, begin, finish, actor=ACTOR)
+    if as_json:
+        emit([cli_render.run_json(r) for r in created])
+        return
+    typer.echo(f"{len(created)} run(s) of {job_id} created:")
+    for run in created:
+        typer.echo(f"  run {run.id} for {cli_render.iso(run.scheduled_for)}")
+
+
+def _instant(text: str, flag: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{flag}: {text!r} is not an ISO-8601 date or time")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Create the schema, or bring it to the current version."""
+    cfg = load(config)
+    with cli_errors():
+        store = open_store(database or cfg.server.database)
+    store.close()
+    typer.echo("database is up to date")

@@ -1,0 +1,177 @@
+"""How the CLI shows jobs and runs: Rich tables for people, JSON for machines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from clocktower.model import Job, Run, RunState
+from clocktower.spec import job_to_mapping
+from clocktower.store import JobSummary
+from clocktower.triggers import compile_trigger, readable_form
+
+STATE_STYLE = {
+    RunState.SUCCEEDED: "green",
+    RunState.FAILED: "red",
+    RunState.TIMED_OUT: "red",
+    RunState.LOST: "red",
+    RunState.CANCELLED: "yellow",
+    RunState.SKIPPED: "yellow",
+    RunState.MISSED: "yellow",
+    RunState.RUNNING: "cyan",
+    RunState.PENDING: "cyan",
+    RunState.SCHEDULED: "blue",
+}
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def relative(dt: datetime | None, now: datetime) -> str:
+    if dt is None:
+        return "—"
+    seconds = (dt - now).total_seconds()
+    span = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if span >= size:
+            text = f"{span / size:.0f}{unit}"
+            break
+    else:
+        text = f"{span:.0f}s"
+    return f"in {text}" if seconds >= 0 else f"{text} ago"
+
+
+def schedule_text(job: Job) -> str:
+    trigger = job.spec.trigger
+    if trigger is None:
+        after = ", ".join(job.spec.after)
+        return f"after {after}" if after else "manual"
+    try:
+        compiled = compile_trigger(trigger, job_id=job.id)
+    except Exception:
+        return f"{trigger.kind} {trigger.expr}"
+    text = readable_form(compiled) or trigger.expr
+    return text if trigger.tz == "UTC" else f"{text} ({trigger.tz})"
+
+
+def describe(job: Job) -> str | None:
+    if job.spec.trigger is None:
+        return None
+    try:
+        return compile_trigger(job.spec.trigger, job_id=job.id).describe()
+    except Exception as exc:
+        return f"invalid schedule: {exc}"
+
+
+def job_json(job: Job, summary: JobSummary | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.spec.target.kind,
+        "schedule": schedule_text(job),
+        "description": describe(job),
+        "paused": job.paused,
+        "broken": job.broken,
+        "next_fire_at": iso(job.next_fire_at),
+        "definition": job_to_mapping(job.spec),
+    }
+    if summary is not None:
+        last = summary.last_run
+        data["last_run"] = run_json(last) if last else None
+        data["success_rate"] = summary.success_rate
+    return data
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job_id,
+        "state": str(run.state),
+        "trigger": str(run.trigger),
+        "attempt": run.attempt,
+        "scheduled_for": iso(run.scheduled_for),
+        "due_at": iso(run.due_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration": run.duration,
+        "exit_code": run.exit_code,
+        "http_status": run.http_status,
+        "error": run.error,
+        "node": run.node,
+        "retry_of": run.retry_of,
+        "progress": [run.progress_done, run.progress_total]
+        if run.progress_done is not None
+        else None,
+        "missed_count": run.missed_count,
+        "missed_until": iso(run.missed_until),
+        "result": run.result,
+    }
+
+
+def state_text(run: Run | None) -> str:
+    if run is None:
+        return "—"
+    style = STATE_STYLE.get(run.state, "")
+    return f"[{style}]{run.state}[/]"
+
+
+def jobs_table(jobs: list[Job], summaries: dict[str, JobSummary], now: datetime) -> Table:
+    table = Table("job", "kind", "schedule", "next run", "last result", "success", "status")
+    for job in jobs:
+        summary = summaries.get(job.id)
+        last = summary.last_run if summary else None
+        rate = summary.success_rate if summary else None
+        status = "[red]broken[/]" if job.broken else "[yellow]paused[/]" if job.paused else "active"
+        last_text = state_text(last)
+        if last and last.finished_at:
+            last_text += f" {relative(last.finished_at, now)}"
+        table.add_row(
+            job.id,
+            job.spec.target.kind,
+            schedule_text(job),
+            f"{relative(job.next_fire_at, now)}  {iso(job.next_fire_at) or ''}".strip(),
+            last_text,
+            f"{rate:.0%}" if rate is not None else "—",
+            status,
+        )
+    return table
+
+
+def runs_table(runs: list[Run]) -> Table:
+    table = Table("run", "job", "state", "trigger", "attempt", "for", "duration", "detail")
+    for run in runs:
+        detail = run.error or ""
+        if run.exit_code is not None and not run.error:
+            detail = f"exit {run.exit_code}"
+        if run.state is RunState.RUNNING and run.progress_done is not None:
+            total = f"/{run.progress_total:g}" if run.progress_total else ""
+            detail = f"progress {run.progress_done:g}{total}"
+        table.add_row(
+            str(run.id),
+            run.job_id,
+            state_text(run),
+            str(run.trigger),
+            str(run.attempt),
+            iso(run.scheduled_for) or "",
+            f"{run.duration:.2f}s" if run.duration is not None else "—",
+            detail,
+        )
+    return table
+
+
+def print_job(console: Console, job: Job, runs: list[Run], upcoming: list[datetime]) -> None:
+    console.print(f"[bold]{job.id}[/]  {job.spec.description}")
+    console.print(f"schedule: {schedule_text(job)}  —  {describe(job) or 'no schedule'}")
+    if job.broken:
+        console.print(f"[red]broken:[/] {job.broken}", markup=True)
+    if job.paused:
+        console.print("[yellow]paused[/]")
+    console.print("next: " + (", ".join(iso(t) or "" for t in upcoming) or "—"))
+    console.print_json(data=job_to_mapping(job.spec))
+    if runs:
+        console.print(runs_table(runs))

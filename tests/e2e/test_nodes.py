@@ -1,0 +1,207 @@
+"""Whole `clocktower serve` processes: SIGKILL, SIGTERM, several nodes, live changes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from clocktower.model import RunState, TriggerKind
+from clocktower.store import Store
+
+from .nodes import Node, cli, dump, eventually
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Node]]:
+    started: list[Node] = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def db(store: Store) -> Store:
+    """The test's store (migrated), shared with the node processes."""
+    return store
+
+
+def start(nodes: list[Node], db: Store, tmp_path: Path, name: str, **kw: object) -> Node:
+    node = Node(db.url, tmp_path / f"{name}.log", name=name, **kw)  # type: ignore[arg-type]
+    nodes.append(node)
+    return node
+
+
+def test_a_job_added_from_another_process_runs_without_restart(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
+    start(nodes, db, tmp_path, "a")
+    eventually(db.list_nodes, what="node heartbeat")
+    cli("jobs", "add", "tick", "--command", "echo tick", "--every", "1s", database=db.url)
+    run = eventually(
+        lambda: [r for r in db.list_runs(job_id="tick") if r.state is RunState.SUCCEEDED],
+        what="a run of the new job",
+    )[0]
+    assert run.started_at is not None and run.started_at >= run.scheduled_for
+
+
+def test_sigkilled_node_run_is_lost_then_retried_elsewhere(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
+    cli(
+        "jobs",
+        "add",
+        "fragile",
+        "--command",
+        'test "$CLOCKTOWER_ATTEMPT" = 2 || sleep 4',
+        "--set",
+        "retries=1",
+        "--set",
+        "retry_delay=1s",
+        database=db.url,
+    )
+    a = start(nodes, db, tmp_path, "a")
+    cli("trigger", "fragile", database=db.url)
+    first = eventually(
+        lambda: [r for r in db.list_runs(job_id="fragile") if r.state is RunState.RUNNING],
+        what="the run to start on node a",
+    )[0]
+    assert first.node == "a"
+    a.kill()  # SIGKILL: no goodbye, no lease release
+    start(nodes, db, tmp_path, "b")
+    lost = eventually(
+        lambda: (r := db.get_run(first.id)).state is RunState.LOST and r,
+        timeout=30,
+        what="the run to be declared lost",
+    )
+    assert "stopped renewing its lease" in (lost.error or "")
+    retry = eventually(
+        lambda: [
+            r
+            for r in db.list_runs(job_id="fragile", trigger=TriggerKind.RETRY)
+            if r.state is RunState.SUCCEEDED
+        ],
+        timeout=30,
+        what="the retry to succeed on node b",
+    )[0]
+    assert (retry.attempt, retry.retry_of, retry.node) == (2, first.id, "b")
+
+
+def test_sigterm_lets_a_running_run_finish(db: Store, tmp_path: Path, nodes: list[Node]) -> None:
+    cli("jobs", "add", "report", "--command", "sleep 2; echo done", database=db.url)
+    a = start(nodes, db, tmp_path, "a")
+    run_id = int(
+        cli("trigger", "report", "--json", database=db.url).stdout.split('"id": ')[1].split(",")[0]
+    )
+    eventually(lambda: db.get_run(run_id).state is RunState.RUNNING, what="run started")
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, dump(nodes)
+    run = db.get_run(run_id)
+    assert run.state is RunState.SUCCEEDED, dump(nodes)
+
+
+def test_sigterm_interrupts_after_the_grace_and_the_retry_policy_applies(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
+    cli(
+        "jobs",
+        "add",
+        "long",
+        "--command",
+        "sleep 60",
+        "--set",
+        "retries=1",
+        "--set",
+        "kill_grace=1s",
+        database=db.url,
+    )
+    a = start(nodes, db, tmp_path, "a", env={"CLOCKTOWER_SHUTDOWN_GRACE": "1"})
+    cli("trigger", "long", database=db.url)
+    run = eventually(
+        lambda: [r for r in db.list_runs(job_id="long") if r.state is RunState.RUNNING],
+        what="run started",
+    )[0]
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, dump(nodes)
+    ended = db.get_run(run.id)
+    assert ended.state is RunState.FAILED and "interrupted" in (ended.error or "")
+    (retry,) = db.list_runs(job_id="long", trigger=TriggerKind.RETRY)
+    assert retry.state is RunState.SCHEDULED and retry.attempt == 2
+
+
+def test_a_second_signal_stops_at_once(db: Store, tmp_path: Path, nodes: list[Node]) -> None:
+    cli("jobs", "add", "long", "--command", "sleep 60", "--set", "kill_grace=1s", database=db.url)
+    a = start(nodes, db, tmp_path, "a")  # shutdown grace: 30 s
+    cli("trigger", "long", database=db.url)
+    eventually(
+        lambda: [r for r in db.list_runs(job_id="long") if r.state is RunState.RUNNING],
+        what="run started",
+    )
+    a.signal(signal.SIGTERM)
+    eventually(lambda: "draining" in a.log(), what="drain to begin")
+    a.signal(signal.SIGINT)
+    assert a.wait(20) == 0, dump(nodes)
+    (run,) = db.list_runs(job_id="long")
+    assert run.state is RunState.FAILED and "interrupted" in (run.error or "")
+
+
+def test_a_broken_config_names_its_field_and_changes_nothing(db: Store, tmp_path: Path) -> None:
+    good = tmp_path / "clocktower.toml"
+    good.write_text('[jobs.nightly]\ncommand = "true"\ncron = "0 3 * * *"\n')
+    cli("check", str(good), database=db.url)
+    bad = tmp_path / "broken.toml"
+    bad.write_text(
+        '[jobs.nightly]\ncommand = "true"\ncron = "0 3 * * *"\n'
+        '[jobs.other]\ncommand = "true"\ncron = "61 * * * *"\n'
+        '[jobs.third]\ncommand = "true"\ntimout = "5m"\n'
+    )
+    checked = cli("check", str(bad), database=db.url, check=False)
+    assert checked.returncode == 1
+    assert "job 'other', field 'cron': minute: 61 is out of range 0-59" in checked.stderr
+    assert "unknown field 'timout'; did you mean 'timeout'?" in checked.stderr
+    served = cli("serve", "--no-http", "--config", str(bad), database=db.url, check=False)
+    assert served.returncode == 2
+    assert str(bad) in served.stderr and "'other'" in served.stderr
+    assert db.list_jobs() == []  # nothing half-applied
+
+
+@pytest.mark.postgres
+def test_two_nodes_share_an_every_second_job_exactly_once(
+    postgres_url: str, tmp_path: Path, nodes: list[Node]
+) -> None:
+    store_url = postgres_url
+    db = Store(store_url)
+    db.upgrade()
+    seconds = int(os.environ.get("CLOCKTOWER_SOAK_SECONDS", "120"))
+    cli("jobs", "add", "pulse", "--command", "true", "--every", "1s", database=store_url)
+    start(nodes, db, tmp_path, "a")
+    start(nodes, db, tmp_path, "b")
+    first = eventually(
+        lambda: db.list_runs(job_id="pulse", states=[RunState.SUCCEEDED], limit=1), what="a run"
+    )[0]
+    end = first.scheduled_for + timedelta(seconds=seconds)
+    eventually(
+        lambda: any(
+            r.scheduled_for >= end and r.state.final for r in db.list_runs(job_id="pulse", limit=5)
+        ),
+        timeout=seconds + 60,
+        what="the soak to finish",
+    )
+    runs = [
+        r
+        for r in db.list_runs(job_id="pulse", limit=100_000)
+        if first.scheduled_for <= r.scheduled_for <= end
+    ]
+    per_fire_time = Counter(r.scheduled_for for r in runs)
+    assert set(per_fire_time.values()) == {1}, "a fire time ran twice"
+    assert len(per_fire_time) == seconds + 1, "a fire time was missed"
+    assert {r.state for r in runs} == {RunState.SUCCEEDED}, dump(nodes)
+    assert {r.node for r in runs} == {"a", "b"}  # both nodes took work
+    db.close()
