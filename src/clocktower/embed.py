@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from clocktower.model import Job, JobNotFound, Run, RunState
+from clocktower.model import InvalidSpec, Job, Run, RunState
 from clocktower.node import NodeOptions, open_store, serve
 from clocktower.service import Service
 
@@ -59,7 +59,7 @@ class Clocktower:
         """Register a module-level function as a job (created or updated now)."""
 
         def register(func: F) -> F:
-            call = f"{func.__module__}:{func.__qualname__}"
+            call = reference(func)
             self.service.create_job(
                 {"call": call, **definition},
                 job_id=job_id or func.__name__.replace("_", "-"),
@@ -85,7 +85,7 @@ class Clocktower:
         """Run something once at `at`. Calling it again with the same id
         reschedules (or changes) it."""
         if callable(call):
-            call = f"{call.__module__}:{call.__qualname__}"
+            call = reference(call)
         target: dict[str, Any] = {"command": command} if command else {"call": call}
         if call and args:
             target["args"] = list(args)
@@ -115,10 +115,7 @@ class Clocktower:
     def status(self, job_id: str) -> str:
         """scheduled, pending, running, succeeded, failed, …, or cancelled for a
         deleted job that never ran to the end."""
-        try:
-            job = self.store.get_job(job_id, include_deleted=True)
-        except JobNotFound:
-            raise
+        job = self.store.get_job(job_id, include_deleted=True)
         runs = self.store.list_runs(job_id=job_id, limit=1)
         deleted = self.store.find_job(job_id) is None
         if runs and not (deleted and not runs[0].state.final):
@@ -165,3 +162,16 @@ class Clocktower:
     def close(self) -> None:
         self.stop()
         self.store.close()
+
+
+def reference(func: Callable[..., Any]) -> str:
+    """"module:function" for a module-level function the scheduler can import."""
+    if func.__module__ == "__main__":
+        raise InvalidSpec(
+            f"{func.__qualname__} is defined in the script being run (__main__), which "
+            "the scheduler cannot import; pass call='module:function' instead",
+            field="call",
+        )
+    if "<locals>" in func.__qualname__:
+        raise InvalidSpec(f"{func.__qualname__} is not a module-level function", field="call")
+    return f"{func.__module__}:{func.__qualname__}"
