@@ -52,7 +52,8 @@ def cleanup_deleted_prompts(args: argparse.Namespace) -> int:
     prompts = load_prompts()
     cutoff = fire_time() - timedelta(days=30)
     doomed = [
-        p for p in prompts
+        p
+        for p in prompts
         if p.get("deleted_at") and datetime.fromisoformat(p["deleted_at"]) < cutoff
     ]
     kept = [p for p in prompts if p not in doomed]
@@ -61,8 +62,15 @@ def cleanup_deleted_prompts(args: argparse.Namespace) -> int:
         print(f"{'would delete' if args.dry_run else 'deleted'} prompt {prompt['id']}")
     if not args.dry_run:
         (data_dir() / "prompts.json").write_text(json.dumps(kept, indent=2))
-    write_report("cleanup.json", {"deleted": len(doomed), "kept": len(kept),
-                                  "dry_run": args.dry_run, "for": fire_time().isoformat()})
+    write_report(
+        "cleanup.json",
+        {
+            "deleted": len(doomed),
+            "kept": len(kept),
+            "dry_run": args.dry_run,
+            "for": fire_time().isoformat(),
+        },
+    )
     return 0
 
 
@@ -70,16 +78,23 @@ def detect_orphaned_files(args: argparse.Namespace) -> int:
     uploads = data_dir() / "uploads"
     referenced = {p.get("file") for p in load_prompts()}
     cutoff = (fire_time() - timedelta(days=args.days)).timestamp()
-    orphans = sorted(
-        f.name for f in uploads.glob("*")
-        if f.is_file() and f.name not in referenced and f.stat().st_mtime < cutoff
-    ) if uploads.is_dir() else []
+    orphans = (
+        sorted(
+            f.name
+            for f in uploads.glob("*")
+            if f.is_file() and f.name not in referenced and f.stat().st_mtime < cutoff
+        )
+        if uploads.is_dir()
+        else []
+    )
     for name in orphans:
         print(f"orphan: {name}")
         if not args.dry_run:
             (uploads / name).unlink()
-    write_report(f"orphans-{args.days}d.json", {"days": args.days, "orphans": orphans,
-                                                 "dry_run": args.dry_run})
+    write_report(
+        f"orphans-{args.days}d.json",
+        {"days": args.days, "orphans": orphans, "dry_run": args.dry_run},
+    )
     return 0
 
 
@@ -87,10 +102,13 @@ def weekly_summary(args: argparse.Namespace) -> int:
     end = fire_time()
     start = end - timedelta(days=7)
     prompts = load_prompts()
-    created = [p for p in prompts
-               if start <= datetime.fromisoformat(p["created_at"]) < end]
-    report = {"week_start": start.date().isoformat(), "week_end": end.date().isoformat(),
-              "prompts_created": len(created), "dry_run": args.dry_run}
+    created = [p for p in prompts if start <= datetime.fromisoformat(p["created_at"]) < end]
+    report = {
+        "week_start": start.date().isoformat(),
+        "week_end": end.date().isoformat(),
+        "prompts_created": len(created),
+        "dry_run": args.dry_run,
+    }
     write_report(f"summary-{end:%Y-%m-%d}.json", report)
     return 0
 
@@ -106,9 +124,11 @@ def main() -> int:
     args = parser.parse_args()
     # `clocktower trigger JOB --env DRY_RUN=1` tries a job without changing anything.
     args.dry_run = args.dry_run or os.environ.get("DRY_RUN", "") not in ("", "0")
-    handler = {"cleanup_deleted_prompts": cleanup_deleted_prompts,
-               "detect_orphaned_files": detect_orphaned_files,
-               "weekly_summary": weekly_summary}[args.command]
+    handler = {
+        "cleanup_deleted_prompts": cleanup_deleted_prompts,
+        "detect_orphaned_files": detect_orphaned_files,
+        "weekly_summary": weekly_summary,
+    }[args.command]
     return handler(args)
 
 

@@ -165,7 +165,7 @@ class Clocktower:
 
 
 def reference(func: Callable[..., Any]) -> str:
-    """"module:function" for a module-level function the scheduler can import."""
+    """ "module:function" for a module-level function the scheduler can import."""
     if func.__module__ == "__main__":
         raise InvalidSpec(
             f"{func.__qualname__} is defined in the script being run (__main__), which "

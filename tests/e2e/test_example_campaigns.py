@@ -34,8 +34,13 @@ class App:
 
     def __call__(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "campaigns.py", *args], cwd=self.folder, env=self.env,
-            capture_output=True, text=True, timeout=60, check=False,
+            [sys.executable, "campaigns.py", *args],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
@@ -64,8 +69,11 @@ def test_campaigns_lifecycle(store: Store, tmp_path: Path) -> None:
 
     node = Node(store.url, tmp_path / "node.log", name="app", env={"PYTHONPATH": str(folder)})
     try:
-        eventually(lambda: app("status", "1") == "succeeded" and app("status", "3") == "succeeded",
-                   timeout=60, what="campaigns 1 and 3 sent")
+        eventually(
+            lambda: app("status", "1") == "succeeded" and app("status", "3") == "succeeded",
+            timeout=60,
+            what="campaigns 1 and 3 sent",
+        )
         runs = json.loads(cli("runs", "campaign-1", "--json", database=store.url).stdout)
         assert [r["state"] for r in runs] == ["succeeded"]
         assert runs[0]["result"] == {"recipients": 3, "campaign": "1"}

@@ -75,8 +75,16 @@ def test_dry_run_then_real_run_with_a_report_kept(store: Store, node: Node, app:
 
 
 def test_a_missed_week_is_recovered_with_backfill(store: Store, node: Node) -> None:
-    out = cli("backfill", "weekly-summary", "--from", "2025-01-01", "--to", "2025-01-14",
-              "--json", database=store.url).stdout
+    out = cli(
+        "backfill",
+        "weekly-summary",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-01-14",
+        "--json",
+        database=store.url,
+    ).stdout
     runs = json.loads(out)
     assert [r["scheduled_for"] for r in runs] == ["2025-01-06T06:00:00Z", "2025-01-13T06:00:00Z"]
     for run in runs:
