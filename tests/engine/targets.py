@@ -1,0 +1,22 @@
+"""Python targets for the engine tests (imported by the python executor)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+
+def flaky(ctx: Any) -> str:
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    print(f"attempt {ctx.attempt} for {ctx.scheduled_for:%H:%M}")
+    return "ok"
+
+
+async def slow_async(ctx: Any) -> None:
+    await asyncio.sleep(60)
+
+
+def slow_sync(ctx: Any) -> None:
+    time.sleep(60)
