@@ -15,9 +15,10 @@ from clocktower.store.migrate import needs_upgrade, upgrade
 from clocktower.store.output import OutputQueries
 from clocktower.store.rows import Decision, FirePlan, JobSummary, NewRun, OutputChunk
 from clocktower.store.runs import RunQueries, RunResult, Started
+from clocktower.store.views import ViewQueries
 
 
-class Store(JobQueries, RunQueries, OutputQueries, AdminQueries):
+class Store(JobQueries, RunQueries, OutputQueries, AdminQueries, ViewQueries):
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.db = Database(url, pool_size=pool_size)
 
