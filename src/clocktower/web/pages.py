@@ -1,0 +1,286 @@
+"""The dashboard's pages: Jobs, Job, Run, Now and Health, the status endpoint
+that refreshes their live parts, and the run's live output stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from clocktower.api.auth import Principal
+from clocktower.api.context import AppContext, get_ctx
+from clocktower.api.errors import ApiError
+from clocktower.api.health import readiness
+from clocktower.api.schemas import job_out, job_row, schedule_of, success_rate
+from clocktower.api.stream import artifact_response, stream_response
+from clocktower.model import InvalidSpec, Run, RunNotFound, RunState
+from clocktower.store.views import JobRow, JobSort, JobState, Outcome
+from clocktower.triggers.localtime import load_zone
+from clocktower.web.calendar import build_week
+from clocktower.web.render import fragments, render
+from clocktower.web.session import web_principal
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+
+
+def viewer(request: Request) -> Principal:
+    principal = web_principal(request)
+    if principal is None:
+        raise ApiError("unauthorized", "log in to see the dashboard")
+    return principal
+
+
+Viewer = Annotated[Principal, Depends(viewer)]
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(slots=True)
+class JobItem:
+    row: JobRow
+    outcomes: list[Outcome]
+
+    @property
+    def schedule(self) -> Any:
+        return schedule_of(self.row.spec)
+
+    @property
+    def last(self) -> Outcome | None:
+        return self.outcomes[0] if self.outcomes else None
+
+    @property
+    def rate(self) -> float | None:
+        return success_rate(self.outcomes)
+
+
+@dataclass(slots=True)
+class JobFilters:
+    text: str | None = None
+    tag: str | None = None
+    kind: Literal["command", "http", "python", "workflow"] | None = None
+    state: JobState | None = None
+    sort: JobSort = "id"
+    offset: int = 0
+
+
+def job_filters(
+    text: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Literal["command", "http", "python", "workflow"] | None = None,
+    state: JobState | None = None,
+    sort: JobSort = "id",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> JobFilters:
+    return JobFilters(text or None, tag or None, kind, state, sort, offset)
+
+
+def jobs_context(ctx: AppContext, f: JobFilters) -> dict[str, Any]:
+    rows, total = ctx.store.job_page(
+        text=f.text,
+        tag=f.tag,
+        kind=f.kind,
+        state=f.state,
+        sort=f.sort,
+        limit=PAGE_SIZE,
+        offset=f.offset,
+    )
+    outcomes = ctx.store.recent_outcomes([r.id for r in rows])
+    items = [JobItem(row, outcomes.get(row.id, [])) for row in rows]
+    return {"items": items, "total": total, "filters": f, "page_size": PAGE_SIZE}
+
+
+def _page(request: Request, path: str) -> str:
+    return path + (f"?{request.url.query}" if request.url.query else "")
+
+
+@router.get("/")
+def jobs_page(
+    request: Request, me: Viewer, f: Annotated[JobFilters, Depends(job_filters)]
+) -> Response:
+    context = jobs_context(get_ctx(request), f)
+    context |= {"here": _page(request, "/"), "status_url": _page(request, "/status/jobs")}
+    return render(request, "jobs.html", me, context)
+
+
+# --------------------------------------------------------------------------- job
+
+
+@router.get("/jobs/{job_id}")
+def job_page(
+    request: Request,
+    job_id: str,
+    me: Viewer,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Response:
+    ctx = get_ctx(request)
+    job = ctx.service.get_job(job_id)
+    try:
+        upcoming = ctx.service.preview(job_id, count=10)
+    except InvalidSpec:
+        upcoming = []
+    runs = ctx.store.list_runs(job_id=job_id, before_id=before, limit=PAGE_SIZE)
+    row = job_row(job)
+    context = {
+        "job": job,
+        "out": job_out(row, ctx.store.recent_outcomes([job_id]).get(job_id)),
+        "zone": _zone(job.spec.trigger.tz if job.spec.trigger else "UTC"),
+        "upcoming": upcoming,
+        "runs": runs,
+        "next_before": runs[-1].id if len(runs) == PAGE_SIZE else None,
+        "records": ctx.store.job_records(job_id, [RunState.MISSED, RunState.SKIPPED]),
+        "events": ctx.store.list_events(job_id=job_id, limit=20),
+        "definition": json.dumps(row.spec, indent=2, sort_keys=False, default=str),
+    }
+    return render(request, "job.html", me, context)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return load_zone(name)
+    except (InvalidSpec, ValueError):
+        return ZoneInfo("UTC")
+
+
+# --------------------------------------------------------------------------- run
+
+
+def attempt_chain(ctx: AppContext, run: Run) -> list[Run]:
+    """Every attempt of the run's fire time, first to last."""
+    chain = [run]
+    while chain[0].retry_of is not None and len(chain) < 50:
+        try:
+            chain.insert(0, ctx.store.get_run(chain[0].retry_of))
+        except RunNotFound:
+            break
+    while len(chain) < 100 and (later := ctx.store.retries_of(chain[-1].id)):
+        chain.append(later[0])
+    return chain
+
+
+def run_context(ctx: AppContext, run_id: int) -> dict[str, Any]:
+    run = ctx.service.get_run(run_id)
+    job = ctx.store.jobs_by_ids([run.job_id]).get(run.job_id)
+    timeout = job.spec.policies.timeout if job else None
+    elapsed = None
+    if run.started_at is not None:
+        elapsed = ((run.finished_at or ctx.now()) - run.started_at).total_seconds()
+    return {
+        "run": run,
+        "job": job,
+        "timeout": timeout,
+        "elapsed": elapsed,
+        "cancel_asked": ctx.store.cancel_pending(run_id) and not run.state.final,
+    }
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: int, me: Viewer) -> Response:
+    ctx = get_ctx(request)
+    context = run_context(ctx, run_id)
+    chunks, dropped = ctx.store.read_output(run_id)
+    context |= {
+        "chain": attempt_chain(ctx, context["run"]),
+        "chunks": chunks,
+        "dropped": dropped,
+        "after": chunks[-1].id if chunks else 0,
+        "artifacts": ctx.store.list_artifacts(run_id),
+        "status_url": f"/status/run/{run_id}",
+    }
+    return render(request, "run.html", me, context)
+
+
+@router.get("/runs/{run_id}/stream")
+def run_stream(request: Request, run_id: int, me: Viewer, after: int = 0) -> StreamingResponse:
+    last_seen = request.headers.get("last-event-id", "")
+    if last_seen.isdigit():
+        after = max(after, int(last_seen))
+    return stream_response(get_ctx(request), run_id, after)
+
+
+@router.get("/runs/{run_id}/artifacts/{name:path}")
+def run_artifact(request: Request, run_id: int, name: str, me: Viewer) -> Response:
+    return artifact_response(get_ctx(request), run_id, name)
+
+
+# --------------------------------------------------------------------------- now
+
+
+def now_context(ctx: AppContext) -> dict[str, Any]:
+    active = ctx.store.active_runs()
+    jobs = ctx.store.jobs_by_ids([r.job_id for r in active])
+    now = ctx.now()
+    rows = []
+    for run in active:
+        job = jobs.get(run.job_id)
+        elapsed = (now - run.started_at).total_seconds() if run.started_at else None
+        rows.append(
+            {"run": run, "timeout": job.spec.policies.timeout if job else None, "elapsed": elapsed}
+        )
+    return {"active": rows}
+
+
+@router.get("/now")
+def now_page(
+    request: Request, me: Viewer, tz: Annotated[str | None, Query(max_length=64)] = None
+) -> Response:
+    ctx = get_ctx(request)
+    zone = _zone(tz or ctx.service.default_tz)
+    week = build_week(ctx.service, ctx.now(), zone)
+    context = {**now_context(ctx), "week": week, "status_url": "/status/now"}
+    return render(request, "now.html", me, context)
+
+
+# --------------------------------------------------------------------------- health
+
+
+async def health_context(request: Request) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    ready, report = await readiness(ctx, request.app.state.probe)
+    nodes = []
+    if report["store"]["status"] == "ok":
+        nodes = await asyncio.to_thread(ctx.store.list_nodes)
+    return {"ready": ready, "report": report, "nodes": nodes}
+
+
+@router.get("/health")
+async def health_page(request: Request) -> Response:
+    me = await asyncio.to_thread(viewer, request)
+    context = await health_context(request) | {"status_url": "/status/health"}
+    return render(request, "health.html", me, context)
+
+
+# --------------------------------------------------------------------------- live parts
+
+
+@router.get("/status/jobs")
+def status_jobs(
+    request: Request, me: Viewer, f: Annotated[JobFilters, Depends(job_filters)]
+) -> JSONResponse:
+    context = jobs_context(get_ctx(request), f) | {"here": _page(request, "/")}
+    return JSONResponse(fragments(request, me, {"jobs-rows": "_jobs_rows.html"}, context))
+
+
+@router.get("/status/now")
+def status_now(request: Request, me: Viewer) -> JSONResponse:
+    context = now_context(get_ctx(request))
+    return JSONResponse(fragments(request, me, {"now-running": "_now_running.html"}, context))
+
+
+@router.get("/status/run/{run_id}")
+def status_run(request: Request, run_id: int, me: Viewer) -> JSONResponse:
+    context = run_context(get_ctx(request), run_id) | {"here": f"/runs/{run_id}"}
+    return JSONResponse(fragments(request, me, {"run-head": "_run_head.html"}, context))
+
+
+@router.get("/status/health")
+async def status_health(request: Request) -> JSONResponse:
+    me = await asyncio.to_thread(viewer, request)
+    context = await health_context(request)
+    return JSONResponse(fragments(request, me, {"health-body": "_health_body.html"}, context))
