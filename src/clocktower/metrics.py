@@ -58,6 +58,7 @@ class StoreMetrics:
         self.settle = timedelta(seconds=settle)  # runs committed late are still read
         self.batch = batch
         self.cursor: tuple[datetime, int] = (clock(), 0)
+        self.latency: float | None = None
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=True)
         self._counters()
@@ -95,11 +96,23 @@ class StoreMetrics:
 
     def render(self) -> bytes:
         """The exposition text; never raises because the store is down."""
-        try:
-            self.read_finished()
-        except Exception as exc:  # the gauges report the store as down
-            log.warning("metrics: cannot read finished runs: %s", exc)
+        self.latency = self.measure_latency()
+        if self.latency is not None:
+            try:
+                self.read_finished()
+            except Exception as exc:
+                log.warning("metrics: cannot read finished runs: %s", exc)
         return generate_latest(self.registry)
+
+    def measure_latency(self) -> float | None:
+        """How long a query on the store takes; None when it fails."""
+        start = time.perf_counter()
+        try:
+            self.store.probe()
+        except Exception as exc:
+            log.warning("metrics: store unreachable: %s", exc)
+            return None
+        return time.perf_counter() - start
 
     def read_finished(self) -> int:
         """Count the runs that finished since the last read. Returns how many."""
@@ -145,7 +158,7 @@ class LiveCollector(Collector):
         info.add_metric([__version__, node], 1)
         yield info
         yield from self._loop()
-        latency = self._latency()
+        latency = self.m.latency
         up = GaugeMetricFamily("clocktower_store_up", "1 when the store answers")
         up.add_metric([], 0 if latency is None else 1)
         yield up
@@ -156,15 +169,6 @@ class LiveCollector(Collector):
             yield from self._from_store()
         except Exception as exc:
             log.warning("metrics: cannot read the store: %s", exc)
-
-    def _latency(self) -> float | None:
-        start = time.perf_counter()
-        try:
-            self.m.store.probe()
-        except Exception as exc:
-            log.warning("metrics: store unreachable: %s", exc)
-            return None
-        return time.perf_counter() - start
 
     def _loop(self) -> Iterable[Metric]:
         loop = self.m.loop

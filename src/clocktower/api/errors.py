@@ -13,6 +13,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clocktower.model import Conflict, InvalidSpec, JobNotFound, RunNotFound
@@ -34,6 +35,7 @@ CODES: dict[str, int] = {
     "trigger_refused": 409,  # the job's overlap policy (or a broken definition) forbids it now
     "conflict": 409,
     "internal": 500,
+    "store_unavailable": 503,  # the database did not answer
 }
 
 
@@ -75,6 +77,11 @@ def from_exception(exc: Exception) -> ApiError | None:
         return ApiError("run_not_found", str(exc), field="run")
     if isinstance(exc, Conflict):
         return ApiError("conflict", str(exc))
+    if isinstance(exc, OperationalError | ProgrammingError):
+        first = str(exc.orig or exc).strip().splitlines()
+        return ApiError(
+            "store_unavailable", f"the store did not answer: {first[0] if first else ''}"
+        )
     return None
 
 
@@ -125,7 +132,15 @@ def install(app: FastAPI, page: PageRenderer | None = None) -> None:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return answer(request, ApiError("internal", "internal error; see the server's log"))
 
-    for kind in (ApiError, InvalidSpec, JobNotFound, RunNotFound, Conflict):
+    for kind in (
+        ApiError,
+        InvalidSpec,
+        JobNotFound,
+        RunNotFound,
+        Conflict,
+        OperationalError,
+        ProgrammingError,
+    ):
         app.add_exception_handler(kind, on_clocktower)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from clocktower.api.app import create_app
 from clocktower.api.auth import is_loopback
@@ -67,6 +68,7 @@ async def serve_http(
     port: int,
     session_secret: bytes | None = None,
     on_ready: Callable[[str], None] | None = None,
+    app: FastAPI | None = None,
 ) -> None:
     """Serve the API, the dashboard, /healthz, /readyz and /metrics until cancelled.
 

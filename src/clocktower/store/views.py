@@ -7,6 +7,7 @@ fifty jobs or the sparklines of a page must cost a few queries and no parsing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,8 +137,12 @@ class ViewQueries:
     # ------------------------------------------------------------------ health
 
     def probe(self) -> None:
-        """Raise unless the store answers a query on its own tables (a bare
-        `SELECT 1` succeeds on a SQLite file that has been replaced by an empty one)."""
+        """Raise unless the store answers a query on its own tables. A SQLite
+        file that was moved or deleted counts as unreachable even though open
+        connections could still read it: new ones would find an empty database."""
+        path = self.db.sqlite_path
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(f"the database file {path} is gone")
         with self.db.read() as conn:
             conn.execute(select(jobs.c.id).limit(1)).all()
 
