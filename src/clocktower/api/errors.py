@@ -122,8 +122,10 @@ def install(app: FastAPI, page: PageRenderer | None = None) -> None:
 
     async def on_http(request: Request, error: Exception) -> Response:
         exc = cast(StarletteHTTPException, error)
+        # Anything else is a request that could not be read (a body that is
+        # not JSON): the same 422 invalid_request as one of the wrong shape.
         code = _STATUS_CODES.get(exc.status_code, "invalid_request")
-        status = exc.status_code if exc.status_code in _STATUS_CODES else 400
+        status = exc.status_code if exc.status_code in _STATUS_CODES else 422
         response = answer(request, ApiError(code, str(exc.detail), status=status))
         response.headers.update(exc.headers or {})
         return response
