@@ -273,17 +273,18 @@ def serve(
     file_jobs = None
     if cfg.source is not None:
         file_jobs = FileJobs(cfg.source, dict(cfg.jobs), set(cfg.paused))
-    http = None if no_http else http_runner(bind or server.bind, options.database)
+    http = None if no_http else http_runner(bind or server.bind)
     with cli_errors():
-        asyncio.run(serve_node(options, file_jobs, extra=http))
+        try:
+            asyncio.run(serve_node(options, file_jobs, extra=http))
+        except OSError as exc:  # the port is taken, the database folder unwritable, …
+            fail(str(exc))
 
 
-def http_runner(bind: str, database: str) -> Any:
-    """The API and dashboard beside the loop, when they are installed."""
-    try:
-        from clocktower.api import check_bind_safety, serve_http
-    except ImportError:
-        return None
+def http_runner(bind: str) -> Any:
+    """The API and dashboard beside the loop, on `bind`."""
+    from clocktower.api import check_bind_safety, serve_http
+
     host, _, port = bind.rpartition(":")
     host = host.strip("[]")
 
@@ -643,3 +644,69 @@ def db_upgrade(database: DatabaseOption = None, config: ConfigOption = None) -> 
         store = open_store(database or cfg.server.database)
     store.close()
     typer.echo("database is up to date")
+
+
+# --------------------------------------------------------------------------- tokens
+
+tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option("--name", help="Who uses it; written to the audit trail.")],
+    scope: Annotated[
+        str, typer.Option("--scope", help="read, operate (pause, trigger, cancel) or admin.")
+    ] = "read",
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a token. Its secret is printed once and stored only as a hash."""
+    from clocktower.api import tokens
+
+    service = open_service(database, config)
+    with cli_errors({"scope": "--scope", "name": "--name"}):
+        token = tokens.create_token(service.store, name, scope)
+    if as_json:
+        emit({"name": token.name, "scope": token.scope, "token": token.secret})
+    else:
+        typer.echo(token.secret)
+        typer.echo(f"token {token.name!r} ({token.scope}) created; it is not shown again", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    database: DatabaseOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Tokens with their scope and last use (never their secret)."""
+    from clocktower.api import tokens
+
+    found = tokens.list_tokens(open_service(database, config).store)
+    rows = [
+        {
+            "name": t.name,
+            "scope": t.scope,
+            "created_at": cli_render.iso(t.created_at),
+            "last_used_at": cli_render.iso(t.last_used_at),
+            "revoked_at": cli_render.iso(t.revoked_at),
+        }
+        for t in found
+    ]
+    if as_json:
+        emit(rows)
+        return
+    table = Table("name", "scope", "created", "last used", "revoked")
+    for row in rows:
+        table.add_row(*[str(v or "—") for v in row.values()])
+    console().print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Revoke a token at once."""
+    from clocktower.api import tokens
+
+    if not tokens.revoke_token(open_service(database, config).store, name):
+        fail(f"no active token named {name!r}")
+    typer.echo(f"token {name!r} revoked")

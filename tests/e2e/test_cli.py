@@ -1,0 +1,65 @@
+"""The `clocktower` command as a user types it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clocktower.store import Store
+
+from .nodes import cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_tokens_are_shown_once_listed_and_revoked(store: Store) -> None:
+    created = cli("tokens", "create", "--name", "ci-bot", "--scope", "operate", database=store.url)
+    secret = created.stdout.strip()
+    assert secret.startswith("ct_") and "not shown again" in created.stderr
+    listed = json.loads(cli("tokens", "list", "--json", database=store.url).stdout)
+    assert listed == [
+        {**listed[0], "name": "ci-bot", "scope": "operate", "revoked_at": None},
+    ]
+    assert secret not in json.dumps(listed)
+    cli("tokens", "revoke", "ci-bot", database=store.url)
+    again = cli("tokens", "revoke", "ci-bot", database=store.url, check=False)
+    assert again.returncode == 2 and "no active token named 'ci-bot'" in again.stderr
+    bad = cli("tokens", "create", "--name", "x", "--scope", "root", database=store.url, check=False)
+    assert bad.returncode == 2 and "--scope: unknown scope 'root'" in bad.stderr
+
+
+def test_serve_refuses_a_public_address_without_tokens(store: Store) -> None:
+    result = cli("serve", "--bind", "0.0.0.0:0", database=store.url, check=False)
+    assert result.returncode == 2
+    assert "no API token exists" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_jobs_add_edit_show_and_errors_name_the_field(store: Store) -> None:
+    cli(
+        "jobs",
+        "add",
+        "nightly",
+        "--command",
+        "true",
+        "--schedule",
+        "daily at 03:00",
+        "--tz",
+        "Europe/Paris",
+        "--set",
+        "retries=2",
+        database=store.url,
+    )
+    shown = json.loads(cli("jobs", "show", "nightly", "--json", database=store.url).stdout)
+    assert shown["schedule"] == "daily at 03:00 (Europe/Paris)"
+    assert shown["definition"]["retries"] == 2
+    assert all(t.endswith(":00:00Z") for t in shown["upcoming"])
+    cli("jobs", "edit", "nightly", "--cron", "30 4 * * *", database=store.url)
+    shown = json.loads(cli("jobs", "show", "nightly", "--json", database=store.url).stdout)
+    assert shown["schedule"] == "daily at 04:30 (Europe/Paris)"
+    bad = cli("jobs", "edit", "nightly", "--set", "timout=5m", database=store.url, check=False)
+    assert bad.returncode == 2
+    assert "unknown field 'timout'; did you mean 'timeout'?" in bad.stderr
+    missing = cli("jobs", "pause", "nope", database=store.url, check=False)
+    assert missing.returncode == 2 and "no job 'nope'" in missing.stderr
