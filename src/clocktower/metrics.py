@@ -28,7 +28,7 @@ from clocktower import __version__
 from clocktower.engine import Loop
 from clocktower.model import RunState
 from clocktower.store import Store
-from clocktower.store.views import Outcome
+from clocktower.store.views import FinishedRun
 
 log = logging.getLogger("clocktower.metrics")
 
@@ -130,7 +130,7 @@ class StoreMetrics:
                 if len(batch) < self.batch:
                     return seen
 
-    def observe(self, run: Outcome) -> None:
+    def observe(self, run: FinishedRun) -> None:
         state = str(run.state)
         self.runs.labels(run.job_id, state).inc()
         if run.state is RunState.MISSED:

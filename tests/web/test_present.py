@@ -40,9 +40,7 @@ def test_relative_times() -> None:
 
 
 def outcome(run_id: int, state: RunState, took: float) -> Outcome:
-    return Outcome(
-        run_id, "j", state, NOW, NOW + timedelta(seconds=took), NOW, NOW, "schedule", None
-    )
+    return Outcome(run_id, "j", state, NOW + timedelta(seconds=took), took)
 
 
 def test_sparkline_escapes_and_colours_by_state() -> None:

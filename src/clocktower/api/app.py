@@ -30,11 +30,13 @@ def create_app(
     stream_interval: float = 0.5,
     ready_timeout: float = 2.0,
     dashboard: bool = True,
+    cache: bool = True,
 ) -> FastAPI:
     """The app for one node. `loop` is the scheduler loop running in this
     process, if any (readiness and metrics read it). `allow_anonymous` is for a
     loopback bind: while the store has no token at all, requests without one
-    act as admin (see `clocktower.api.auth`)."""
+    act as admin (see `clocktower.api.auth`). `cache` keeps hot reads in
+    memory while the store is unchanged (see `clocktower.api.cache`)."""
     ctx = AppContext(
         service=service,
         loop=loop,
@@ -42,6 +44,7 @@ def create_app(
         session_secret=session_secret or secrets.token_bytes(32),
         stream_interval=stream_interval,
         ready_timeout=ready_timeout,
+        cache=cache,
     )
     ctx.metrics = StoreMetrics(service.store, clock=service.clock, loop=loop)
     probe = health.StoreProbe()

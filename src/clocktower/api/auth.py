@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from clocktower.api.context import AppContext, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.schemas import Scope
 from clocktower.api.tokens import SCOPES, hash_token
-from clocktower.store import Store
+from clocktower.store import Store, TokenInfo
 
 TOUCH_EVERY = timedelta(seconds=60)  # how often a token's last_used_at is written
 
@@ -55,13 +56,34 @@ def allows(have: str, needed: str) -> bool:
 
 
 def principal_for_digest(ctx: AppContext, digest: str) -> Principal | None:
-    """The active token with this hash, as a principal; notes its use."""
-    token = ctx.store.token_by_hash(digest)
+    """The active token with this hash, as a principal; notes its use. The
+    lookup is cached while the store is unchanged: revoking a token is a
+    change, so it takes effect at once."""
+    token = ctx.tokens.get_or_build(("token", digest), lambda: ctx.store.token_by_hash(digest))
     if token is None or token.scope not in SCOPES:
         return None
-    now = ctx.now()
-    if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
-        ctx.store.touch_token(token.id, now=now)
+    if _needs_touch(ctx, token):
+        ctx.store.touch_token(token.id, now=ctx.now())
+    return Principal(token.name, token.scope)  # type: ignore[arg-type]
+
+
+def _needs_touch(ctx: AppContext, token: TokenInfo) -> bool:
+    return token.last_used_at is None or ctx.now() - token.last_used_at > TOUCH_EVERY
+
+
+def known_principal(ctx: AppContext, digest: str) -> Principal | None:
+    """The principal for a token hash when memory alone can tell (looked up
+    since the store last changed, and its use noted lately); None: ask the
+    store (`principal_for_digest`, in a worker thread). An unknown or revoked
+    token found in memory is refused here."""
+    found = ctx.tokens.peek(("token", digest))
+    if found is None:
+        return None
+    token = found[0]
+    if token is None or token.scope not in SCOPES:
+        raise ApiError("unauthorized", "the token is not valid (unknown or revoked)")
+    if _needs_touch(ctx, token):
+        return None
     return Principal(token.name, token.scope)  # type: ignore[arg-type]
 
 
@@ -87,12 +109,15 @@ def forbid_unless(principal: Principal, needed: Scope, what: str) -> None:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def require(needed: Scope) -> Callable[..., Principal]:
+def require(needed: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, who must hold at least `needed`."""
 
-    def dependency(request: Request, credentials: Credentials) -> Principal:
+    async def dependency(request: Request, credentials: Credentials) -> Principal:
         ctx = get_ctx(request)
-        principal = authenticate(ctx, credentials.credentials if credentials else None)
+        secret = credentials.credentials if credentials else None
+        principal = known_principal(ctx, hash_token(secret)) if secret else None
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, ctx, secret)
         forbid_unless(principal, needed, "this operation")
         return principal
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
+from clocktower.api.cache import StampedCache
 from clocktower.engine import Loop
 from clocktower.metrics import StoreMetrics
 from clocktower.service import Service
-from clocktower.store import Store
+from clocktower.store import Store, TokenInfo
 
 
 @dataclass(slots=True)
@@ -27,8 +31,18 @@ class AppContext:
     ready_timeout: float = 2.0  # how long /readyz waits for the store
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: StoreMetrics | None = None
+    cache: bool = True  # answer hot reads from memory while the store is unchanged
+    bodies: StampedCache[bytes] = field(init=False)
+    tokens: StampedCache[TokenInfo | None] = field(init=False)
+    rows: StampedCache[tuple[str, int, int]] = field(init=False)
     _tokens_seen: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        store = self.service.store
+        self.bodies = StampedCache(store, size=2048, enabled=self.cache)
+        self.tokens = StampedCache(store, size=1024, enabled=self.cache)
+        self.rows = StampedCache(store, size=256, enabled=self.cache)
 
     @property
     def store(self) -> Store:
@@ -60,3 +74,19 @@ class AppContext:
 def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def cached_json(request: Request, build: Callable[[], BaseModel]) -> Response:
+    """A JSON answer built by `build` (in a worker thread), or the same bytes
+    as last time, straight from memory, when the store has not changed since
+    (the key is the path and the query)."""
+    cache = get_ctx(request).bodies
+    key = ("json", request.url.path, request.url.query)
+    found = cache.peek(key)
+    if found is not None:
+        body = found[0]
+    else:
+        body = await run_in_threadpool(
+            cache.get_or_build, key, lambda: build().model_dump_json().encode()
+        )
+    return Response(body, media_type="application/json")

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from clocktower.api.auth import Admin, Operator, Reader, forbid_unless
-from clocktower.api.context import get_ctx
+from clocktower.api.context import cached_json, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.schemas import (
     BackfillIn,
@@ -60,7 +60,7 @@ def _full(request: Request, job: Job) -> JobOut:
 
 
 @router.get("", response_model=JobList, responses=errors(), summary="List jobs")
-def list_jobs(
+async def list_jobs(
     request: Request,
     _: Reader,
     text: Annotated[str | None, Query(description="Part of the id or a tag")] = None,
@@ -72,23 +72,28 @@ def list_jobs(
     sort: Annotated[JobSort, Query(description="id, or next (next fire time)")] = "id",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> JobList:
-    rows, total = get_ctx(request).store.job_page(
-        text=text, tag=tag, kind=kind, state=state, sort=sort, limit=limit, offset=offset
-    )
-    following = offset + len(rows)
-    return JobList(
-        jobs=[job_out(row) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=following if following < total else None,
-    )
+) -> Response:
+    def build() -> JobList:
+        rows, total = get_ctx(request).store.job_page(
+            text=text, tag=tag, kind=kind, state=state, sort=sort, limit=limit, offset=offset
+        )
+        following = offset + len(rows)
+        return JobList(
+            jobs=[job_out(row) for row in rows],
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=following if following < total else None,
+        )
+
+    return await cached_json(request, build)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404), summary="Get a job")
-def get_job(request: Request, job_id: JobId, _: Reader) -> JobOut:
-    return _full(request, get_ctx(request).service.get_job(job_id))
+async def get_job(request: Request, job_id: JobId, _: Reader) -> Response:
+    return await cached_json(
+        request, lambda: _full(request, get_ctx(request).service.get_job(job_id))
+    )
 
 
 @router.get(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from clocktower.api.auth import Operator, Reader
-from clocktower.api.context import get_ctx
+from clocktower.api.context import cached_json, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.schemas import (
     ArtifactList,
@@ -52,7 +52,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("", response_model=RunList, responses=errors(), summary="List runs, newest first")
-def list_runs(
+async def list_runs(
     request: Request,
     _: Reader,
     job: Annotated[str | None, Query(description="Runs of this job", max_length=128)] = None,
@@ -62,23 +62,28 @@ def list_runs(
     until: Annotated[datetime | None, Query(description="Fire time at or before (UTC)")] = None,
     before: Annotated[int | None, Query(ge=1, le=2**62, description="Cursor: ids below")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> RunList:
-    runs = get_ctx(request).store.list_runs(
-        job_id=job,
-        states=parse_states(state),
-        trigger=trigger,
-        since=_utc(since),
-        until=_utc(until),
-        before_id=before,
-        limit=limit,
-    )
-    following = runs[-1].id if len(runs) == limit else None
-    return RunList(runs=[run_out(r) for r in runs], next_before=following)
+) -> Response:
+    states = parse_states(state)
+
+    def build() -> RunList:
+        runs = get_ctx(request).store.list_runs(
+            job_id=job,
+            states=states,
+            trigger=trigger,
+            since=_utc(since),
+            until=_utc(until),
+            before_id=before,
+            limit=limit,
+        )
+        following = runs[-1].id if len(runs) == limit else None
+        return RunList(runs=[run_out(r) for r in runs], next_before=following)
+
+    return await cached_json(request, build)
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=errors(404), summary="Get a run")
-def get_run(request: Request, run_id: RunId, _: Reader) -> RunOut:
-    return run_out(get_ctx(request).service.get_run(run_id))
+async def get_run(request: Request, run_id: RunId, _: Reader) -> Response:
+    return await cached_json(request, lambda: run_out(get_ctx(request).service.get_run(run_id)))
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut, responses=errors(404), summary="Cancel")

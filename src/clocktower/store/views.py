@@ -7,13 +7,31 @@ fifty jobs or the sparklines of a page must cost a few queries and no parsing.
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Float,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    event,
+    exists,
+    func,
+    or_,
+    select,
+    union_all,
+)
 
 from clocktower.model import ACTIVE_STATES, FINAL_STATES, Job, Run, RunState
 from clocktower.store.db import Database
@@ -51,9 +69,19 @@ class Outcome:
     id: int
     job_id: str
     state: RunState
+    finished_at: datetime | None
+    duration: float | None  # seconds from start to end, to the ms; None if it never started
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A run that ended, as the metrics count it."""
+
+    id: int
+    job_id: str
+    state: RunState
     started_at: datetime | None
     finished_at: datetime | None
-    scheduled_for: datetime
     due_at: datetime
     trigger: str
     missed_count: int | None
@@ -65,31 +93,77 @@ class Outcome:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-_OUTCOME_COLUMNS = (
+_FINISHED_COLUMNS = (
     runs.c.id,
     runs.c.job_id,
     runs.c.state,
     runs.c.started_at,
     runs.c.finished_at,
-    runs.c.scheduled_for,
     runs.c.due_at,
     runs.c.trigger,
     runs.c.missed_count,
 )
 
 
-def _outcome(row: Any) -> Outcome:
-    return Outcome(
+def _finished(row: Any) -> FinishedRun:
+    return FinishedRun(
         id=row.id,
         job_id=row.job_id,
         state=RunState(row.state),
         started_at=row.started_at,
         finished_at=row.finished_at,
-        scheduled_for=row.scheduled_for,
         due_at=row.due_at,
         trigger=row.trigger,
         missed_count=row.missed_count,
     )
+
+
+def _seconds_between(dialect: str, start: Any, end: Any) -> ColumnElement[float]:
+    """end - start in seconds, computed by the database (no instants to parse)."""
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return cast(func.extract("epoch", end - start), Float)
+
+
+@functools.lru_cache(maxsize=64)
+def _latest_outcomes(dialect: str, count: int, per_job: int) -> CompoundSelect[Any]:
+    """One statement reading the latest finished runs of `count` jobs (bound
+    as j0, j1, ...): built once per shape, so its compiled form is reused."""
+    took = _seconds_between(dialect, runs.c.started_at, runs.c.finished_at).label("took")
+    columns = (runs.c.id, runs.c.job_id, runs.c.state, runs.c.finished_at, took)
+    latest = [
+        select(*columns)
+        .where(runs.c.job_id == bindparam(f"j{i}"), runs.c.state.in_(FINAL))
+        .order_by(runs.c.id.desc())
+        .limit(per_job)
+        .subquery()
+        for i in range(count)
+    ]
+    return union_all(*(select(part) for part in latest))
+
+
+class _ChangeWatcher:
+    """One read-only SQLite connection per store, closed with the store's engine."""
+
+    def __init__(self, db: Database, path: str) -> None:
+        self._conn: sqlite3.Connection | None = sqlite3.connect(path, check_same_thread=False)
+        self._lock = threading.Lock()
+        event.listen(db.engine, "engine_disposed", lambda _engine: self.close())
+
+    def stamp(self) -> int | None:
+        with self._lock:
+            if self._conn is None:
+                return None
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+_watchers: weakref.WeakKeyDictionary[Database, _ChangeWatcher] = weakref.WeakKeyDictionary()
 
 
 def _job_row(row: Any) -> JobRow:
@@ -134,7 +208,20 @@ def _job_filters(
 class ViewQueries:
     db: Database
 
-    # ------------------------------------------------------------------ health
+    # ------------------------------------------------------------------ changes
+
+    def change_stamp(self) -> int | None:
+        """A number that moves whenever anything commits to the store, or None
+        where that cannot be told cheaply (PostgreSQL). On SQLite it is
+        `PRAGMA data_version` read on a connection of its own, which never
+        writes: every commit, by any connection of any process, moves it."""
+        path = self.db.sqlite_path
+        if path is None:
+            return None
+        watcher = _watchers.get(self.db)
+        if watcher is None:
+            watcher = _watchers.setdefault(self.db, _ChangeWatcher(self.db, path))
+        return watcher.stamp()
 
     def probe(self) -> None:
         """Raise unless the store answers a query on its own tables. A SQLite
@@ -221,24 +308,20 @@ class ViewQueries:
     def recent_outcomes(
         self, job_ids: Sequence[str], *, per_job: int = 20
     ) -> dict[str, list[Outcome]]:
-        """Each job's latest finished runs, newest first."""
+        """Each job's latest finished runs, newest first: one short index walk
+        per job (`ORDER BY id DESC LIMIT n` on (job_id, id)), in one statement."""
         out: dict[str, list[Outcome]] = {job_id: [] for job_id in job_ids}
-        if not job_ids:
+        if not out:
             return out
-        ranked = (
-            select(
-                *_OUTCOME_COLUMNS,
-                func.row_number()
-                .over(partition_by=runs.c.job_id, order_by=runs.c.id.desc())
-                .label("rank"),
-            )
-            .where(runs.c.job_id.in_(list(job_ids)), runs.c.state.in_(FINAL))
-            .subquery()
-        )
-        query = select(ranked).where(ranked.c.rank <= per_job).order_by(ranked.c.id.desc())
+        query = _latest_outcomes(self.db.dialect, len(out), per_job)
+        params = {f"j{i}": job_id for i, job_id in enumerate(out)}
         with self.db.read() as conn:
-            for row in conn.execute(query):
-                out[row.job_id].append(_outcome(row))
+            for row in conn.execute(query, params):
+                took = None if row.took is None else round(float(row.took), 3)
+                outcome = Outcome(row.id, row.job_id, RunState(row.state), row.finished_at, took)
+                out[row.job_id].append(outcome)
+        for found in out.values():
+            found.sort(key=lambda o: o.id, reverse=True)
         return out
 
     def job_records(self, job_id: str, states: Sequence[RunState], *, limit: int = 20) -> list[Run]:
@@ -276,7 +359,7 @@ class ViewQueries:
 
     def finished_since(
         self, cursor: tuple[datetime, int], *, until: datetime, limit: int
-    ) -> list[Outcome]:
+    ) -> list[FinishedRun]:
         """Runs that finished after `cursor` (finished_at, id) and by `until`,
         in that order: the metrics endpoint reads each finished run once."""
         at, last_id = cursor
@@ -284,13 +367,13 @@ class ViewQueries:
             runs.c.finished_at > at, and_(runs.c.finished_at == at, runs.c.id > last_id)
         )
         query: Select[Any] = (
-            select(*_OUTCOME_COLUMNS)
+            select(*_FINISHED_COLUMNS)
             .where(after, runs.c.finished_at <= until)
             .order_by(runs.c.finished_at, runs.c.id)
             .limit(limit)
         )
         with self.db.read() as conn:
-            return [_outcome(row) for row in conn.execute(query)]
+            return [_finished(row) for row in conn.execute(query)]
 
 
-__all__ = ["JobRow", "JobSort", "JobState", "Outcome", "ViewQueries"]
+__all__ = ["FinishedRun", "JobRow", "JobSort", "JobState", "Outcome", "ViewQueries"]

@@ -5,28 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
-from clocktower.api.auth import Principal
+from clocktower.api.auth import Principal, known_principal
 from clocktower.api.context import AppContext, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.health import readiness
-from clocktower.api.schemas import job_out, job_row, schedule_of, success_rate
+from clocktower.api.schemas import job_out, job_row
 from clocktower.api.stream import artifact_response, stream_response
 from clocktower.model import InvalidSpec, Run, RunNotFound, RunState
-from clocktower.store.views import JobRow, JobSort, JobState, Outcome
 from clocktower.triggers.localtime import load_zone
 from clocktower.web.calendar import build_week
+from clocktower.web.listing import PAGE_SIZE, JobFilters, job_filters, jobs_rows, page_path
 from clocktower.web.render import fragments, render
-from clocktower.web.session import web_principal
+from clocktower.web.session import SESSION_COOKIE, read_session, web_principal
 
 router = APIRouter(include_in_schema=False)
-PAGE_SIZE = 50
 
 
 def viewer(request: Request) -> Principal:
@@ -39,73 +39,37 @@ def viewer(request: Request) -> Principal:
 Viewer = Annotated[Principal, Depends(viewer)]
 
 
+async def quick_viewer(request: Request) -> Principal:
+    """`viewer`, answered from memory when the session's token was looked up
+    since the store last changed (the busy pages use it)."""
+    ctx = get_ctx(request)
+    digest = read_session(ctx, request.cookies.get(SESSION_COOKIE))
+    principal = known_principal(ctx, digest) if digest else None
+    if principal is None:
+        principal = await run_in_threadpool(viewer, request)
+    return principal
+
+
+QuickViewer = Annotated[Principal, Depends(quick_viewer)]
+
+
 # --------------------------------------------------------------------------- jobs
 
 
-@dataclass(slots=True)
-class JobItem:
-    row: JobRow
-    outcomes: list[Outcome]
-
-    @property
-    def schedule(self) -> Any:
-        return schedule_of(self.row.spec)
-
-    @property
-    def last(self) -> Outcome | None:
-        return self.outcomes[0] if self.outcomes else None
-
-    @property
-    def rate(self) -> float | None:
-        return success_rate(self.outcomes)
-
-
-@dataclass(slots=True)
-class JobFilters:
-    text: str | None = None
-    tag: str | None = None
-    kind: Literal["command", "http", "python", "workflow"] | None = None
-    state: JobState | None = None
-    sort: JobSort = "id"
-    offset: int = 0
-
-
-def job_filters(
-    text: Annotated[str | None, Query(max_length=200)] = None,
-    tag: Annotated[str | None, Query(max_length=200)] = None,
-    kind: Literal["command", "http", "python", "workflow"] | None = None,
-    state: JobState | None = None,
-    sort: JobSort = "id",
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> JobFilters:
-    return JobFilters(text or None, tag or None, kind, state, sort, offset)
-
-
-def jobs_context(ctx: AppContext, f: JobFilters) -> dict[str, Any]:
-    rows, total = ctx.store.job_page(
-        text=f.text,
-        tag=f.tag,
-        kind=f.kind,
-        state=f.state,
-        sort=f.sort,
-        limit=PAGE_SIZE,
-        offset=f.offset,
-    )
-    outcomes = ctx.store.recent_outcomes([r.id for r in rows])
-    items = [JobItem(row, outcomes.get(row.id, [])) for row in rows]
-    return {"items": items, "total": total, "filters": f, "page_size": PAGE_SIZE}
-
-
-def _page(request: Request, path: str) -> str:
-    return path + (f"?{request.url.query}" if request.url.query else "")
-
-
 @router.get("/")
-def jobs_page(
-    request: Request, me: Viewer, f: Annotated[JobFilters, Depends(job_filters)]
+async def jobs_page(
+    request: Request, me: QuickViewer, f: Annotated[JobFilters, Depends(job_filters)]
 ) -> Response:
-    context = jobs_context(get_ctx(request), f)
-    context |= {"here": _page(request, "/"), "status_url": _page(request, "/status/jobs")}
+    rows, total, shown = await jobs_rows(request, me, f)
+    context = {
+        "rows_html": Markup(rows),
+        "total": total,
+        "shown": shown,
+        "filters": f,
+        "page_size": PAGE_SIZE,
+        "here": page_path(request, "/"),
+        "status_url": page_path(request, "/status/jobs"),
+    }
     return render(request, "jobs.html", me, context)
 
 
@@ -260,11 +224,11 @@ async def health_page(request: Request) -> Response:
 
 
 @router.get("/status/jobs")
-def status_jobs(
-    request: Request, me: Viewer, f: Annotated[JobFilters, Depends(job_filters)]
+async def status_jobs(
+    request: Request, me: QuickViewer, f: Annotated[JobFilters, Depends(job_filters)]
 ) -> JSONResponse:
-    context = jobs_context(get_ctx(request), f) | {"here": _page(request, "/")}
-    return JSONResponse(fragments(request, me, {"jobs-rows": "_jobs_rows.html"}, context))
+    rows, _, _ = await jobs_rows(request, me, f)
+    return JSONResponse({"jobs-rows": rows})
 
 
 @router.get("/status/now")

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 
+from clocktower.model import Run
 from clocktower.store.views import Outcome
 
 GOOD = {"succeeded", "ok", "ready"}
@@ -91,7 +92,11 @@ def percent(value: float | None) -> str:
 
 
 def sparkline(outcomes: Sequence[Outcome], *, width: int = 100, height: int = 22) -> Markup:
-    """Bars of the latest runs' durations, oldest on the left, coloured by state."""
+    """Bars of the latest runs' durations, oldest on the left, coloured by state.
+
+    Built with plain formatting (a jobs page draws a thousand bars): every
+    value interpolated is a number, a run state or a formatted duration, none
+    of which can hold markup."""
     runs = list(reversed(outcomes))
     if not runs:
         return Markup('<span class="muted">no runs yet</span>')
@@ -102,33 +107,19 @@ def sparkline(outcomes: Sequence[Outcome], *, width: int = 100, height: int = 22
         h = max(2.0, height * (run.duration or 0.0) / longest)
         title = f"run {run.id}: {run.state} in {duration(run.duration)}"
         bars.append(
-            Markup(
-                '<rect class="{}" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}">'
-                "<title>{}</title></rect>"
-            ).format(state_class(run.state), i * step, height - h, step * 0.8, h, title)
+            f'<rect class="{state_class(run.state)}" x="{i * step:.1f}" y="{height - h:.1f}" '
+            f'width="{step * 0.8:.1f}" height="{h:.1f}"><title>{title}</title></rect>'
         )
     return Markup(
-        '<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
-        'aria-label="durations of the last {n} runs">{bars}</svg>'
-    ).format(w=width, h=height, n=len(runs), bars=Markup("").join(bars))
+        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="durations of the last {len(runs)} runs">{"".join(bars)}</svg>'
+    )
 
 
-def history_chart(runs: Sequence[Any], *, width: int = 600, height: int = 80) -> Markup:
+def history_chart(runs: Sequence[Run], *, width: int = 600, height: int = 80) -> Markup:
     """The bigger chart on a job's page: one bar per run, newest on the right."""
     outcomes = [
-        Outcome(
-            r.id,
-            r.job_id,
-            r.state,
-            r.started_at,
-            r.finished_at,
-            r.scheduled_for,
-            r.due_at or r.scheduled_for,
-            str(r.trigger),
-            r.missed_count,
-        )
-        for r in runs
-        if r.state.final
+        Outcome(r.id, r.job_id, r.state, r.finished_at, r.duration) for r in runs if r.state.final
     ]
     return sparkline(outcomes, width=width, height=height)
 

@@ -26,6 +26,7 @@ from clocktower.web.session import (
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 env = templates.env
+env.auto_reload = False  # templates ship with the package; no stat() per render
 env.filters.update(
     absolute=present.absolute,
     duration=present.duration,

@@ -1,0 +1,94 @@
+"""Hot responses kept while the store has not changed.
+
+The busiest reads (the first page of jobs, a job's latest runs, the dashboard's
+jobs table) are answered from memory when nothing was committed to the store
+since they were built. The store's change stamp says so: on SQLite it is
+`PRAGMA data_version`, which moves whenever any connection of any process
+commits, so a cached answer is never older than the data. Where the store
+cannot tell cheaply (PostgreSQL), nothing is cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from clocktower.store import Store
+
+T = TypeVar("T")
+
+
+class StampedCache(Generic[T]):
+    """A bounded LRU of values, each valid for the store stamp it was built at."""
+
+    def __init__(self, store: Store, *, size: int = 1024, enabled: bool = True) -> None:
+        self.store = store
+        self.size = size
+        self.enabled = enabled
+        self._entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[Hashable, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def stamp(self) -> int | None:
+        return self.store.change_stamp() if self.enabled else None
+
+    def peek(self, key: Hashable) -> tuple[T] | None:
+        """The value for `key` if one is cached and fresh (as a 1-tuple: the
+        value itself may be None), without building anything."""
+        return self._fresh(key, self.stamp())
+
+    def get_or_build(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The cached value for `key`, or `build()` (cached when the stamp allows).
+
+        One caller builds a missing value while the others asking for the same
+        key wait for it, so a change does not make fifty requests render the
+        same page at once. The stamp is read before building: a change
+        committed while the value is built makes the entry stale at once."""
+        found = self._fresh(key, self.stamp())
+        if found is not None:
+            return found[0]
+        with self._builder(key):
+            stamp = self.stamp()
+            found = self._fresh(key, stamp)
+            if found is not None:
+                return found[0]
+            value = build()
+            self.misses += 1
+            if stamp is not None:
+                self._put(key, stamp, value)
+            return value
+
+    def _fresh(self, key: Hashable, stamp: int | None) -> tuple[T] | None:
+        if stamp is None:
+            return None
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] != stamp:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return (found[1],)
+
+    def _put(self, key: Hashable, stamp: int, value: T) -> None:
+        with self._lock:
+            self._entries[key] = (stamp, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def _builder(self, key: Hashable) -> threading.Lock:
+        with self._lock:
+            lock = self._building.get(key)
+            if lock is None:
+                if len(self._building) > 4 * self.size:
+                    self._building.clear()  # at worst, two callers build one value
+                lock = self._building[key] = threading.Lock()
+            return lock
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

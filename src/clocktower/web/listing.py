@@ -1,0 +1,109 @@
+"""The jobs table, shared by the Jobs page and its live refresh.
+
+It is the dashboard's busiest part (fifty jobs, a thousand sparkline bars), so
+its rendered rows are kept while the store is unchanged (see
+`clocktower.api.cache`), for five seconds at most because they say "in 5 min".
+The rows are rendered with a stand-in for the viewer's CSRF token, put in
+afterwards, so viewers share them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from clocktower.api.auth import Principal
+from clocktower.api.context import AppContext, get_ctx
+from clocktower.api.schemas import schedule_of, success_rate
+from clocktower.store.views import JobRow, JobSort, JobState, Outcome
+from clocktower.web.render import fragments
+from clocktower.web.session import csrf_token
+
+PAGE_SIZE = 50
+FRESH_FOR = 5  # seconds relative times ("in 5 min") may be kept
+CSRF_STAND_IN = secrets.token_hex(16)
+
+
+@dataclass(slots=True)
+class JobItem:
+    row: JobRow
+    outcomes: list[Outcome]
+
+    @property
+    def schedule(self) -> Any:
+        return schedule_of(self.row.spec)
+
+    @property
+    def last(self) -> Outcome | None:
+        return self.outcomes[0] if self.outcomes else None
+
+    @property
+    def rate(self) -> float | None:
+        return success_rate(self.outcomes)
+
+
+@dataclass(slots=True)
+class JobFilters:
+    text: str | None = None
+    tag: str | None = None
+    kind: Literal["command", "http", "python", "workflow"] | None = None
+    state: JobState | None = None
+    sort: JobSort = "id"
+    offset: int = 0
+
+
+def job_filters(
+    text: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Literal["command", "http", "python", "workflow"] | None = None,
+    state: JobState | None = None,
+    sort: JobSort = "id",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> JobFilters:
+    return JobFilters(text or None, tag or None, kind, state, sort, offset)
+
+
+def page_path(request: Request, path: str) -> str:
+    return path + (f"?{request.url.query}" if request.url.query else "")
+
+
+async def jobs_rows(request: Request, me: Principal, f: JobFilters) -> tuple[str, int, int]:
+    """The table's rows as HTML for this viewer, how many jobs match, how many
+    shown: from memory when fresh, else rendered in a worker thread."""
+    ctx = get_ctx(request)
+    bucket = int(ctx.now().timestamp() // FRESH_FOR)
+    key = ("jobs-rows", request.url.query, me.allows("operate"), bucket)
+    found = ctx.rows.peek(key)
+    if found is not None:
+        html, total, shown = found[0]
+    else:
+        html, total, shown = await run_in_threadpool(
+            ctx.rows.get_or_build, key, lambda: _render_rows(request, me, f)
+        )
+    return html.replace(CSRF_STAND_IN, csrf_token(request)), total, shown
+
+
+def _render_rows(request: Request, me: Principal, f: JobFilters) -> tuple[str, int, int]:
+    ctx = get_ctx(request)
+    context = jobs_context(ctx, f) | {"here": page_path(request, "/"), "csrf": CSRF_STAND_IN}
+    html = fragments(request, me, {"rows": "_jobs_rows.html"}, context)["rows"]
+    return html, context["total"], len(context["items"])
+
+
+def jobs_context(ctx: AppContext, f: JobFilters) -> dict[str, Any]:
+    rows, total = ctx.store.job_page(
+        text=f.text,
+        tag=f.tag,
+        kind=f.kind,
+        state=f.state,
+        sort=f.sort,
+        limit=PAGE_SIZE,
+        offset=f.offset,
+    )
+    outcomes = ctx.store.recent_outcomes([r.id for r in rows])
+    items = [JobItem(row, outcomes.get(row.id, [])) for row in rows]
+    return {"items": items, "total": total, "filters": f, "page_size": PAGE_SIZE}

@@ -1,0 +1,114 @@
+"""Hot reads answered from memory: never older than the store, one builder per key."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from clocktower.api.cache import StampedCache
+from clocktower.service import Service
+from clocktower.store import Store
+from tests.api.helpers import app_for, client_for
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(f"sqlite:///{tmp_path / 'cache.db'}")
+    store.upgrade()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+async def api_for_sqlite(sqlite_store: Store) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    service = Service(sqlite_store)
+    service.create_job({"command": "x", "cron": "0 3 * * *"}, job_id="nightly", actor="t")
+    app = app_for(service)
+    async with client_for(app) as api:
+        yield app, api
+
+
+async def test_a_cached_answer_is_never_older_than_the_store(
+    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient]
+) -> None:
+    app, api = api_for_sqlite
+    cache = app.state.ctx.bodies
+    first = (await api.get("/api/v1/jobs")).json()
+    assert [j["paused"] for j in first["jobs"]] == [False]
+    again = (await api.get("/api/v1/jobs")).json()
+    assert again == first and cache.hits == 1
+
+    # Another process changes the database behind the server's back.
+    path = sqlite_store.db.sqlite_path or ""
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE jobs SET paused = 1")
+    changed = (await api.get("/api/v1/jobs")).json()
+    assert [j["paused"] for j in changed["jobs"]] == [True]
+    assert cache.hits == 1
+
+
+async def test_nothing_is_cached_when_the_store_cannot_tell_changes(
+    store: Store, api: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await api.get("/api/v1/jobs")
+    await api.get("/api/v1/jobs")
+    stamp = store.change_stamp()
+    if store.db.dialect == "postgresql":
+        assert stamp is None and app.state.ctx.bodies.hits == 0
+    else:
+        assert isinstance(stamp, int) and app.state.ctx.bodies.hits == 1
+
+
+async def test_the_cache_can_be_switched_off(sqlite_store: Store) -> None:
+    app = app_for(Service(sqlite_store), cache=False)
+    async with client_for(app) as api:
+        for _ in range(3):
+            assert (await api.get("/api/v1/jobs")).status_code == 200
+    assert app.state.ctx.bodies.hits == 0
+
+
+def test_one_caller_builds_a_missing_value_while_the_others_wait(sqlite_store: Store) -> None:
+    cache: StampedCache[int] = StampedCache(sqlite_store)
+    release = threading.Event()
+    builds = []
+
+    def build() -> int:
+        builds.append(1)
+        release.wait(10)
+        return 42
+
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_build("k", build)))
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert results == [42] * 5
+    assert len(builds) == 1
+
+
+def test_a_commit_makes_entries_stale(sqlite_store: Store) -> None:
+    cache: StampedCache[str] = StampedCache(sqlite_store)
+    assert cache.get_or_build("k", lambda: "old") == "old"
+    assert cache.peek("k") == ("old",)
+    Service(sqlite_store).create_job({"command": "x"}, job_id="new", actor="t")
+    assert cache.peek("k") is None
+    assert cache.get_or_build("k", lambda: "new") == "new"
+
+
+def test_the_stamp_watcher_closes_with_the_store(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'closing.db'}")
+    store.upgrade()
+    assert store.change_stamp() is not None
+    store.close()
+    assert store.change_stamp() is None
