@@ -23,7 +23,7 @@ from clocktower.node import NodeOptions, serve
 from clocktower.service import Service
 from clocktower.store import NewRun, RunResult, Store
 
-BASE = "http://testserver"
+BASE = "http://127.0.0.1"  # anonymous access needs a loopback host
 
 
 @asynccontextmanager

@@ -244,3 +244,28 @@ async def test_a_bad_authorization_header_is_a_401(locked_app: FastAPI) -> None:
             response = await api.get("/api/v1/jobs", headers={"Authorization": header})
             assert response.status_code == 401, header
             assert isinstance(response, httpx.Response)
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({}, True),
+        ({"Host": "localhost:8700"}, True),
+        ({"Host": "[::1]:8700"}, True),
+        ({"Host": "127.0.0.1:8700", "Origin": "http://127.0.0.1:8700"}, True),
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({"Host": "rebound.evil.example:8700"}, False),  # DNS rebinding
+        ({"Host": "10.1.2.3:8700"}, False),
+        ({"Origin": "https://evil.example"}, False),  # another site's page
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({"Sec-Fetch-Site": "same-site"}, False),  # another local server's page
+    ],
+)
+async def test_anonymous_requests_must_come_from_this_machine(
+    service: Service, headers: dict[str, str], allowed: bool
+) -> None:
+    async with client_for(app_for(service, allow_anonymous=True)) as api:
+        response = await api.post("/api/v1/jobs", json={"id": "a", "command": "x"}, headers=headers)
+        assert (response.status_code == 201) is allowed, response.text
+        page = await api.get("/", headers=headers)
+        assert (page.status_code == 200) is allowed

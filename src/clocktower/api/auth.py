@@ -7,8 +7,9 @@ make the server act on the admin's behalf).
 
 Without a token, a request is anonymous. Anonymous requests are allowed, as
 admin, only when the server listens on a loopback address AND no token has
-ever been created in the store: a fresh local install works without setup,
-and creating the first token switches anonymous access off for good.
+ever been created in the store AND the request comes from this machine
+(`from_this_machine`): a fresh local install works without setup, and
+creating the first token switches anonymous access off for good.
 `check_bind_safety` is what keeps a server without tokens off the network.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -87,15 +89,36 @@ def known_principal(ctx: AppContext, digest: str) -> Principal | None:
     return Principal(token.name, token.scope)  # type: ignore[arg-type]
 
 
-def authenticate(ctx: AppContext, secret: str | None) -> Principal:
+def authenticate(ctx: AppContext, secret: str | None, *, local: bool) -> Principal:
+    """The caller: its token's principal, or anonymous where that is allowed
+    (`local`: the request passed `from_this_machine`)."""
     if secret:
         principal = principal_for_digest(ctx, hash_token(secret))
         if principal is None:
             raise ApiError("unauthorized", "the token is not valid (unknown or revoked)")
         return principal
-    if ctx.anonymous_allowed():
+    if local and ctx.anonymous_allowed():
         return ANONYMOUS
     raise ApiError("unauthorized", "this needs a token: send 'Authorization: Bearer <token>'")
+
+
+def from_this_machine(request: Request) -> bool:
+    """Whether a request without a token may act anonymously. It must name a
+    loopback host (a page using DNS rebinding names its own domain), and when
+    a browser says which page sent it, that page must be this server's: a
+    site the user visits cannot make the browser act on a local server."""
+    host = request.headers.get("host", "")
+    name = urlsplit(f"//{host}").hostname or ""
+    if name != "localhost":
+        try:
+            if not ipaddress.ip_address(name).is_loopback:
+                return False
+        except ValueError:
+            return False
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != host:
+        return False
+    return request.headers.get("sec-fetch-site") not in ("cross-site", "same-site")
 
 
 def forbid_unless(principal: Principal, needed: Scope, what: str) -> None:
@@ -117,7 +140,8 @@ def require(needed: Scope) -> Callable[..., Awaitable[Principal]]:
         secret = credentials.credentials if credentials else None
         principal = known_principal(ctx, hash_token(secret)) if secret else None
         if principal is None:
-            principal = await run_in_threadpool(authenticate, ctx, secret)
+            local = from_this_machine(request)
+            principal = await run_in_threadpool(authenticate, ctx, secret, local=local)
         forbid_unless(principal, needed, "this operation")
         return principal
 

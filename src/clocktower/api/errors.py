@@ -13,7 +13,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clocktower.model import Conflict, InvalidSpec, JobNotFound, RunNotFound
@@ -77,6 +77,11 @@ def from_exception(exc: Exception) -> ApiError | None:
         return ApiError("run_not_found", str(exc), field="run")
     if isinstance(exc, Conflict):
         return ApiError("conflict", str(exc))
+    if isinstance(exc, DataError):
+        return ApiError(
+            "invalid_request",
+            "the request holds a value the database cannot use (a NUL character?)",
+        )
     if isinstance(exc, OperationalError | ProgrammingError):
         first = str(exc.orig or exc).strip().splitlines()
         return ApiError(
@@ -142,6 +147,7 @@ def install(app: FastAPI, page: PageRenderer | None = None) -> None:
         Conflict,
         OperationalError,
         ProgrammingError,
+        DataError,
     ):
         app.add_exception_handler(kind, on_clocktower)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from clocktower.api.auth import Reader
 from clocktower.api.context import AppContext, get_ctx
-from clocktower.api.schemas import EventList, EventOut, NodeList, NodeOut, WhoAmI, errors, iso
+from clocktower.api.schemas import TEXT, EventList, EventOut, NodeList, NodeOut, WhoAmI, errors, iso
 from clocktower.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
@@ -149,7 +149,9 @@ def nodes(request: Request, _: Reader) -> NodeList:
 def events(
     request: Request,
     _: Reader,
-    job: Annotated[str | None, Query(max_length=128, description="Events of this job")] = None,
+    job: Annotated[
+        str | None, Query(max_length=128, pattern=TEXT, description="Events of this job")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
     found = get_ctx(request).store.list_events(job_id=job, limit=limit)

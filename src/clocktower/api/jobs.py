@@ -17,6 +17,7 @@ from clocktower.api.auth import Admin, Operator, Reader, forbid_unless
 from clocktower.api.context import cached_json, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.schemas import (
+    TEXT,
     BackfillIn,
     BackfillOut,
     DeleteOut,
@@ -45,6 +46,8 @@ DEFINITION_BODY: dict[str, Any] = {
     }
 }
 CODE_KINDS = ("command", "python")
+TEXT_HELP = "Part of the id or a tag"
+TAG_HELP = "Jobs with this tag"
 
 
 Definition = Annotated[dict[str, Any], Body(description="The job's fields")]
@@ -63,8 +66,12 @@ def _full(request: Request, job: Job) -> JobOut:
 async def list_jobs(
     request: Request,
     _: Reader,
-    text: Annotated[str | None, Query(description="Part of the id or a tag")] = None,
-    tag: Annotated[str | None, Query(description="Jobs with this tag")] = None,
+    text: Annotated[
+        str | None, Query(max_length=200, pattern=TEXT, description="Part of the id or a tag")
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=200, pattern=TEXT, description="Jobs with this tag")
+    ] = None,
     kind: Annotated[
         Literal["command", "http", "python", "workflow"] | None, Query(description="Target kind")
     ] = None,

@@ -14,6 +14,7 @@ from clocktower.api.auth import Operator, Reader
 from clocktower.api.context import cached_json, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.schemas import (
+    TEXT,
     ArtifactList,
     ArtifactOut,
     OutputOut,
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 RunId = Annotated[int, Path(description="The run's id", ge=1, le=2**62)]
 STATES = ", ".join(s.value for s in RunState)
+JOB_HELP = "Runs of this job"
 
 
 def parse_states(values: list[str] | None) -> list[RunState]:
@@ -55,7 +57,9 @@ def _utc(value: datetime | None) -> datetime | None:
 async def list_runs(
     request: Request,
     _: Reader,
-    job: Annotated[str | None, Query(description="Runs of this job", max_length=128)] = None,
+    job: Annotated[
+        str | None, Query(description="Runs of this job", max_length=128, pattern=TEXT)
+    ] = None,
     state: Annotated[list[str] | None, Query(description=f"One or more of: {STATES}")] = None,
     trigger: Annotated[TriggerKind | None, Query(description="Why the run exists")] = None,
     since: Annotated[datetime | None, Query(description="Fire time at or after (UTC)")] = None,

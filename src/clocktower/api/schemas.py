@@ -20,6 +20,7 @@ from clocktower.store.views import JobRow, Outcome
 from clocktower.triggers import compile_trigger, readable_form
 
 Scope = Literal["read", "operate", "admin"]
+TEXT = r"^[^\x00]*$"  # free text in a query: anything but NUL, which no database stores
 
 
 def iso(value: datetime | None) -> str | None:

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clocktower.api.auth import Principal
 from clocktower.api.context import AppContext, get_ctx
-from clocktower.api.schemas import schedule_of, success_rate
+from clocktower.api.schemas import TEXT, schedule_of, success_rate
 from clocktower.store.views import JobRow, JobSort, JobState, Outcome
 from clocktower.web.render import fragments
 from clocktower.web.session import csrf_token
@@ -57,8 +57,8 @@ class JobFilters:
 
 
 def job_filters(
-    text: Annotated[str | None, Query(max_length=200)] = None,
-    tag: Annotated[str | None, Query(max_length=200)] = None,
+    text: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
+    tag: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
     kind: Literal["command", "http", "python", "workflow"] | None = None,
     state: JobState | None = None,
     sort: JobSort = "id",

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
-from clocktower.api.auth import ANONYMOUS, Principal, principal_for_digest
+from clocktower.api.auth import ANONYMOUS, Principal, from_this_machine, principal_for_digest
 from clocktower.api.context import AppContext, get_ctx
 from clocktower.api.errors import ApiError
 from clocktower.api.tokens import hash_token
@@ -69,7 +69,7 @@ def web_principal(request: Request) -> Principal | None:
         principal = principal_for_digest(ctx, digest)
         if principal is not None:
             return principal
-    return ANONYMOUS if ctx.anonymous_allowed() else None
+    return ANONYMOUS if from_this_machine(request) and ctx.anonymous_allowed() else None
 
 
 def login(ctx: AppContext, secret: str) -> tuple[Principal, str] | None:
