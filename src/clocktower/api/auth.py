@@ -20,7 +20,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, cast
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -66,7 +66,7 @@ def principal_for_digest(ctx: AppContext, digest: str) -> Principal | None:
         return None
     if _needs_touch(ctx, token):
         ctx.store.touch_token(token.id, now=ctx.now())
-    return Principal(token.name, token.scope)  # type: ignore[arg-type]
+    return Principal(token.name, cast(Scope, token.scope))
 
 
 def _needs_touch(ctx: AppContext, token: TokenInfo) -> bool:
@@ -86,7 +86,7 @@ def known_principal(ctx: AppContext, digest: str) -> Principal | None:
         raise ApiError("unauthorized", "the token is not valid (unknown or revoked)")
     if _needs_touch(ctx, token):
         return None
-    return Principal(token.name, token.scope)  # type: ignore[arg-type]
+    return Principal(token.name, cast(Scope, token.scope))
 
 
 def authenticate(ctx: AppContext, secret: str | None, *, local: bool) -> Principal:

@@ -75,10 +75,12 @@ async def serve_http(
     Anonymous admin access is allowed only when `host` is a loopback address
     and the store has never had a token; call `check_bind_safety` before this
     to refuse a network bind without tokens. `on_ready` gets the base URL once
-    the socket listens (useful with port 0)."""
-    app = create_app(
-        service, loop, allow_anonymous=is_loopback(host), session_secret=session_secret
-    )
+    the socket listens (useful with port 0). `app` replaces the app this
+    would create (tests and benchmarks use it to tune the app)."""
+    if app is None:
+        app = create_app(
+            service, loop, allow_anonymous=is_loopback(host), session_secret=session_secret
+        )
     sock = bind(host, port)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE
