@@ -7,8 +7,9 @@ the rest of the store read the flags instead of testing the dialect name.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from clocktower.model import InvalidSpec
+from clocktower.store.rows import SpecCache
 
 NOTIFY_CHANNEL = "clocktower"
 
@@ -28,6 +30,9 @@ class Capabilities:
     skip_locked: bool  # SELECT … FOR UPDATE SKIP LOCKED
     notify: bool  # LISTEN/NOTIFY wake-ups
     data_version: bool  # PRAGMA data_version change detection
+    # The planner keeps no statistics (SQLite without ANALYZE): some queries
+    # tell it which index to walk (see store.runs).
+    needs_plan_hints: bool
 
 
 def normalize_url(url: str) -> str:
@@ -46,13 +51,17 @@ class Database:
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = self._sqlite_engine()
-            self.caps = Capabilities(skip_locked=False, notify=False, data_version=True)
+            self.engine = self._sqlite_engine(pool_size)
+            self.caps = Capabilities(
+                skip_locked=False, notify=False, data_version=True, needs_plan_hints=True
+            )
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
             )
-            self.caps = Capabilities(skip_locked=True, notify=True, data_version=False)
+            self.caps = Capabilities(
+                skip_locked=True, notify=True, data_version=False, needs_plan_hints=False
+            )
         else:
             raise InvalidSpec(
                 f"unsupported database {parsed.drivername!r}: use sqlite:///PATH "
@@ -60,6 +69,11 @@ class Database:
                 field="database",
             )
         self.insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        # SQLite: one writing transaction at a time in this process (see `write`).
+        self._writers: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
+        self.specs = SpecCache()  # job definitions as parsed from this database's rows
 
     @property
     def sqlite_path(self) -> str | None:
@@ -67,7 +81,7 @@ class Database:
             return None
         return make_url(self.url).database or None
 
-    def _sqlite_engine(self) -> Engine:
+    def _sqlite_engine(self, pool_size: int) -> Engine:
         path = make_url(self.url).database
         if not path or path == ":memory:":
             raise InvalidSpec(
@@ -76,11 +90,18 @@ class Database:
                 field="database",
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # NullPool: a SQLite connection is cheap, and pooled ones would pin old WAL
-        # snapshots. isolation_level=None hands transaction control to the
-        # events below, so writers can take the lock up front with BEGIN IMMEDIATE.
+        # Pooled: opening a connection and setting its pragmas costs more than
+        # most of the engine's transactions. An idle pooled connection holds no
+        # WAL snapshot, since every transaction ends in COMMIT or ROLLBACK.
+        # isolation_level=None hands transaction control to the events below,
+        # so writers can take the lock up front with BEGIN IMMEDIATE; a
+        # connection is used by one thread at a time, whichever checked it out.
         engine = create_engine(
-            self.url, poolclass=NullPool, connect_args={"timeout": 30, "isolation_level": None}
+            self.url,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=10,
+            connect_args={"timeout": 30, "isolation_level": None, "check_same_thread": False},
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -89,8 +110,13 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that will write: on SQLite it takes the write lock first
-        (BEGIN IMMEDIATE), so two nodes never both read a due job and then race."""
-        with self.engine.connect() as conn:
+        (BEGIN IMMEDIATE), so two nodes never both read a due job and then race.
+
+        SQLite has one writer at a time. Threads of this process queue for it
+        here, in order, rather than in SQLite's busy handler, which sleeps
+        (up to 100 ms a try) while the lock is taken and retaken by others.
+        """
+        with self._writers, self.engine.connect() as conn:
             conn = conn.execution_options(clocktower_write=True)
             with conn.begin():
                 yield conn

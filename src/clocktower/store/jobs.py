@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from clocktower.model import Job, JobNotFound, JobSpec, Run, RunState
+from clocktower.store import schema
 from clocktower.store.db import Database
-from clocktower.store.rows import FirePlan, job_from_row, joined, new_run_values, run_from_row
+from clocktower.store.rows import FirePlan, job_from_row, joined
+from clocktower.store.runs import insert_runs
 from clocktower.store.schema import jobs, runs
 
 LIVE = jobs.c.deleted_at.is_(None)
+HAS_AFTER = text(schema.HAS_AFTER)  # as written in the partial index, so that it is used
 
 
 class JobQueries:
     db: Database
+
+    def _job(self, row: Mapping[Any, Any]) -> Job:
+        return job_from_row(row, self.db.specs)
 
     # ------------------------------------------------------------------ reads
 
@@ -36,7 +42,7 @@ class JobQueries:
         row = conn.execute(query).mappings().first()
         if row is None:
             raise JobNotFound(job_id)
-        return job_from_row(row)
+        return self._job(row)
 
     def find_job(self, job_id: str) -> Job | None:
         try:
@@ -69,7 +75,7 @@ class JobQueries:
         if limit is not None:
             query = query.limit(limit)
         with self.db.read() as conn:
-            return [job_from_row(r) for r in conn.execute(query).mappings()]
+            return [self._job(r) for r in conn.execute(query).mappings()]
 
     def count_jobs(self) -> int:
         with self.db.read() as conn:
@@ -79,9 +85,26 @@ class JobQueries:
 
     def dependents(self, job_id: str) -> list[Job]:
         """Live jobs whose `after` lists `job_id`."""
-        query = select(jobs).where(LIVE, jobs.c.after.contains(f",{job_id},", autoescape=True))
+        return self.dependents_of([job_id]).get(job_id, [])
+
+    def dependents_of(self, job_ids: Iterable[str]) -> dict[str, list[Job]]:
+        """For each of `job_ids` that some live job lists in its `after`, those jobs.
+
+        One query over the jobs that have an `after` at all (a partial index
+        keeps that cheap however many jobs the store holds).
+        """
+        wanted = set(job_ids)
+        query = select(jobs).where(LIVE, HAS_AFTER)
+        found: dict[str, list[Job]] = {}
         with self.db.read() as conn:
-            return [job_from_row(r) for r in conn.execute(query).mappings()]
+            for row in conn.execute(query).mappings():
+                upstream = wanted.intersection(row["after"].strip(",").split(","))
+                if not upstream:
+                    continue
+                job = self._job(row)
+                for job_id in upstream:
+                    found.setdefault(job_id, []).append(job)
+        return found
 
     # ------------------------------------------------------------------ writes
 
@@ -201,42 +224,35 @@ class JobQueries:
 
         Returns the runs created and whether more due jobs are waiting.
         """
-        query = (
-            select(jobs)
-            .where(
-                LIVE,
-                jobs.c.next_fire_at <= horizon,
-                jobs.c.paused.is_(False),
-                jobs.c.broken.is_(None),
-            )
-            .order_by(jobs.c.next_fire_at)
-            .limit(limit)
+        due_by = (
+            LIVE,
+            jobs.c.next_fire_at <= horizon,
+            jobs.c.paused.is_(False),
+            jobs.c.broken.is_(None),
         )
+        with self.db.read() as conn:  # the common case: nothing due, no write lock
+            if conn.execute(select(jobs.c.id).where(*due_by).limit(1)).first() is None:
+                return [], False
+        query = select(jobs).where(*due_by).order_by(jobs.c.next_fire_at).limit(limit)
         if self.db.caps.skip_locked:
             query = query.with_for_update(skip_locked=True)
         with self.db.write() as conn:
-            due = [job_from_row(r) for r in conn.execute(query).mappings()]
-            created: list[Run] = []
-            for job in due:
-                created += self._apply_plan(conn, job, plan(job), now)
+            due = [self._job(r) for r in conn.execute(query).mappings()]
+            plans = [(job, plan(job)) for job in due]
+            created = insert_runs(self.db, conn, [new for _, fp in plans for new in fp.runs], now)
+            if plans:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == bindparam("b_id"), jobs.c.version == bindparam("b_version"))
+                    .values(next_fire_at=bindparam("b_next")),
+                    [
+                        {"b_id": job.id, "b_version": job.version, "b_next": fp.next_fire_at}
+                        for job, fp in plans
+                    ],
+                )
             if created:
                 self.db.notify(conn)
             return created, len(due) == limit
-
-    def _apply_plan(self, conn: Connection, job: Job, fp: FirePlan, now: datetime) -> list[Run]:
-        created: list[Run] = []
-        if fp.runs:
-            stmt = self.db.insert(runs).on_conflict_do_nothing().returning(*runs.c)
-            for new in fp.runs:
-                row = conn.execute(stmt.values(**new_run_values(new, now))).mappings().first()
-                if row is not None:
-                    created.append(run_from_row(row))
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job.id, jobs.c.version == job.version)
-            .values(next_fire_at=fp.next_fire_at)
-        )
-        return created
 
     def next_fire_time(self) -> datetime | None:
         query = select(func.min(jobs.c.next_fire_at)).where(

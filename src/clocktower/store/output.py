@@ -10,6 +10,7 @@ can mark the cut.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -25,30 +26,43 @@ def line_bytes(lines: Sequence[Line]) -> int:
     return sum(len(text.encode()) + 1 for _, _, text in lines)
 
 
+@dataclass(slots=True)
+class Output:
+    """Lines a run printed and how far it got, to store (see `RunQueries.write`)."""
+
+    run_id: int
+    lines: Sequence[Line]
+    cap: int  # the run's output cap, in bytes
+    progress: tuple[float, float | None] | None = None  # (done, total)
+
+
 class OutputQueries:
     db: Database
 
     def append_output(self, run_id: int, lines: Sequence[Line], *, cap: int) -> None:
         if not lines:
             return
-        nbytes = line_bytes(lines)
         with self.db.write() as conn:
-            total = conn.execute(
-                select(runs.c.output_bytes).where(runs.c.id == run_id)
-            ).scalar_one()
-            part = "head" if total < cap // 2 else "tail"
-            conn.execute(
-                run_output.insert().values(
-                    run_id=run_id, part=part, nbytes=nbytes, lines=[list(x) for x in lines]
-                )
+            self._append_output(conn, run_id, lines, cap)
+
+    def _append_output(
+        self, conn: Connection, run_id: int, lines: Sequence[Line], cap: int
+    ) -> None:
+        nbytes = line_bytes(lines)
+        total = conn.execute(select(runs.c.output_bytes).where(runs.c.id == run_id)).scalar_one()
+        part = "head" if total < cap // 2 else "tail"
+        conn.execute(
+            run_output.insert().values(
+                run_id=run_id, part=part, nbytes=nbytes, lines=[list(x) for x in lines]
             )
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(output_bytes=runs.c.output_bytes + nbytes)
-            )
-            if part == "tail":
-                self._trim_tail(conn, run_id, cap - cap // 2)
+        )
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(output_bytes=runs.c.output_bytes + nbytes)
+        )
+        if part == "tail":
+            self._trim_tail(conn, run_id, cap - cap // 2)
 
     def _trim_tail(self, conn: Connection, run_id: int, keep: int) -> None:
         """Drop the oldest tail chunks until the tail fits in `keep` bytes

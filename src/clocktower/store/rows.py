@@ -88,16 +88,46 @@ class JobSummary:
         return sum(r.state is RunState.SUCCEEDED for r in done) / len(done)
 
 
-def job_from_row(row: Mapping[Any, Any]) -> Job:
+class SpecCache:
+    """Parsed definitions by (job, version, last update): reading a stored spec
+    back into a `JobSpec` costs far more than the query that fetched it, and
+    the fire step reads the same due jobs every time they fire. A job's
+    version changes whenever its definition does. Bounded: when full, it
+    starts over."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._specs: dict[tuple[str, int, datetime], tuple[JobSpec, str | None]] = {}
+
+    def has(self, row: Mapping[Any, Any]) -> bool:
+        """Whether `row`'s definition is parsed already (the row may lack `spec`)."""
+        return (row["id"], row["version"], row["updated_at"]) in self._specs
+
+    def parse(self, row: Mapping[Any, Any]) -> tuple[JobSpec, str | None]:
+        key = (row["id"], row["version"], row["updated_at"])
+        found = self._specs.get(key)
+        if found is None:
+            if len(self._specs) >= self.size:
+                self._specs.clear()
+            found = self._specs[key] = parse_stored(row)
+        return found
+
+
+def parse_stored(row: Mapping[Any, Any]) -> tuple[JobSpec, str | None]:
+    """A row's definition, and why it cannot be read (None when it can)."""
     from clocktower.spec import job_from_stored
 
-    broken = row["broken"]
     try:
-        spec = job_from_stored(row["spec"])
+        return job_from_stored(row["spec"]), None
     except InvalidSpec as exc:
         # Kept, never deleted: the row stays and the job shows as broken.
         spec = JobSpec(id=row["id"], target=CommandTarget(command=""))
-        broken = broken or f"stored definition cannot be read: {exc}"
+        return spec, f"stored definition cannot be read: {exc}"
+
+
+def job_from_row(row: Mapping[Any, Any], cache: SpecCache | None = None) -> Job:
+    spec, unreadable = cache.parse(row) if cache is not None else parse_stored(row)
+    broken = row["broken"] or unreadable
     return Job(
         spec=spec,
         paused=bool(row["paused"]),

@@ -4,25 +4,47 @@ Every change of state is a conditional UPDATE (`WHERE id = ? AND state = ?
 AND node = ?`) whose row count says whether this node won. That is what makes
 the protocol right on both databases; `SKIP LOCKED` only saves PostgreSQL
 nodes from waiting on each other.
+
+A busy node does its writes in batches: `write` records outcomes, starts the
+claimed runs whose instant has come and claims-and-starts runs already due,
+all in one transaction. `start` and `finish` are that same code for one run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from clocktower.model import FINAL_STATES, Job, Run, RunNotFound, RunState, TriggerKind
 from clocktower.store.db import Database
-from clocktower.store.rows import Decision, JobSummary, NewRun, new_run_values, run_from_row
-from clocktower.store.schema import runs
+from clocktower.store.output import Line, Output
+from clocktower.store.rows import (
+    Decision,
+    JobSummary,
+    NewRun,
+    new_run_values,
+    run_from_row,
+)
+from clocktower.store.schema import jobs, runs
 
 ACTIVE = [RunState.PENDING, RunState.RUNNING]
 FINAL = [str(s) for s in FINAL_STATES]
+
+Decide = Callable[[Job, Run, list[Run], int], Decision]
 
 
 @dataclass(slots=True)
@@ -32,6 +54,7 @@ class Started:
     run: Run  # as it is now (running, skipped, or back to scheduled)
     started: bool
     replaced: list[int]  # runs asked to cancel because of overlap = "replace"
+    job: Job | None = None  # the run's job, as the decision saw it
 
 
 @dataclass(slots=True)
@@ -45,9 +68,52 @@ class RunResult:
     result: Any = None
 
 
+@dataclass(slots=True)
+class Finish:
+    """An outcome to record, and the runs it leads to (a retry, dependent jobs' runs)."""
+
+    run_id: int
+    outcome: RunResult
+    now: datetime  # when the run ended
+    follow_ups: Sequence[NewRun] = ()
+
+
+@dataclass(slots=True)
+class Written:
+    """What one `write` did."""
+
+    finished: dict[int, bool] = field(default_factory=dict)  # False: not ours any more
+    started: dict[int, Started | None] = field(default_factory=dict)
+    claimed: list[Started] = field(default_factory=list)  # claimed and decided at once
+    more: bool = False  # the claim took all it was allowed: more runs may be due
+
+
+def insert_runs(
+    db: Database, conn: Connection, new_runs: Sequence[NewRun], now: datetime
+) -> list[Run]:
+    """Insert runs in one statement, oldest id first. A run whose (job, fire
+    time, key) exists already is not created again, nor returned."""
+    return _insert(db, conn, [new_run_values(new, now) for new in new_runs])
+
+
+def _insert(db: Database, conn: Connection, values: list[dict[str, Any]]) -> list[Run]:
+    if not values:
+        return []
+    stmt = db.insert(runs).on_conflict_do_nothing().returning(*runs.c)
+    rows = conn.execute(stmt, values).mappings()
+    return sorted((run_from_row(row) for row in rows), key=lambda run: run.id)
+
+
+def start_order(run: Run) -> tuple[int, datetime, int]:
+    """Who goes first: highest priority, then earliest due, then oldest."""
+    return (-run.priority, run.due_at or run.scheduled_for, run.id)
+
+
 class RunQueries:
     db: Database
     _get_job: Callable[..., Job]
+    _job: Callable[[Mapping[Any, Any]], Job]
+    _append_output: Callable[[Connection, int, Sequence[Line], int], None]
 
     # ------------------------------------------------------------------ create
 
@@ -55,73 +121,35 @@ class RunQueries:
         """Insert runs (manual, retry, backfill, dependency). Runs with a fire key
         that already exists are not created twice."""
         with self.db.write() as conn:
-            created = self._insert_runs(conn, new_runs, now)
+            created = insert_runs(self.db, conn, new_runs, now)
             self.db.notify(conn)
             return created
 
-    def _insert_runs(
-        self, conn: Connection, new_runs: Iterable[NewRun], now: datetime
-    ) -> list[Run]:
-        stmt = self.db.insert(runs).on_conflict_do_nothing().returning(*runs.c)
-        created = []
-        for new in new_runs:
-            row = conn.execute(stmt.values(**new_run_values(new, now))).mappings().first()
-            if row is not None:
-                created.append(run_from_row(row))
-        return created
-
     # ------------------------------------------------------------------ claim step
+
+    @property
+    def _sql(self) -> _Statements:
+        return _STATEMENTS[self.db.caps.skip_locked, self.db.caps.needs_plan_hints]
 
     def claim(
         self, *, node: str, horizon: datetime, limit: int, lease_until: datetime
     ) -> list[Run]:
-        """Take up to `limit` runs due by `horizon`, highest priority first.
-
-        A queued run (overlap = "queue", a backfill or catch-up series) is not
-        claimable while its job has an active run or an older queued run, so a
-        series runs one at a time, oldest first, and nodes do not bounce it.
-        """
+        """Take up to `limit` runs due by `horizon` (pending, leased to `node`),
+        highest priority first; `start` decides each one at its instant."""
         if limit <= 0:
             return []
-        other = aliased(runs)
-        busy = exists().where(
-            other.c.job_id == runs.c.job_id,
-            other.c.state.in_(ACTIVE)
-            | (
-                (other.c.state == RunState.SCHEDULED)
-                & other.c.queued.is_(True)
-                & (other.c.id < runs.c.id)
-            ),
-        )
-        query = (
-            select(runs.c.id)
-            .where(
-                runs.c.state == RunState.SCHEDULED,
-                runs.c.due_at <= horizon,
-                ~(runs.c.queued & busy),
-            )
-            .order_by(runs.c.priority.desc(), runs.c.due_at, runs.c.id)
-            .limit(limit)
-        )
-        if self.db.caps.skip_locked:
-            query = query.with_for_update(skip_locked=True, of=runs)
         with self.db.write() as conn:
-            ids = [row[0] for row in conn.execute(query)]
-            claimed = []
-            for run_id in ids:
-                row = (
-                    conn.execute(
-                        update(runs)
-                        .where(runs.c.id == run_id, runs.c.state == RunState.SCHEDULED)
-                        .values(state=RunState.PENDING, node=node, lease_until=lease_until)
-                        .returning(*runs.c)
-                    )
-                    .mappings()
-                    .first()
-                )
-                if row is not None:
-                    claimed.append(run_from_row(row))
-            return claimed
+            claimable = conn.execute(self._sql.claimable, {"b_horizon": horizon, "b_limit": limit})
+            ids = [row.id for row in claimable]
+            if not ids:
+                return []
+            rows = conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids), self._sql.state == RunState.SCHEDULED)
+                .values(state=RunState.PENDING, node=node, lease_until=lease_until)
+                .returning(*runs.c)
+            ).mappings()
+            return sorted((run_from_row(row) for row in rows), key=start_order)
 
     def start(
         self,
@@ -130,82 +158,162 @@ class RunQueries:
         node: str,
         now: datetime,
         lease_until: datetime,
-        decide: Callable[[Job, Run, list[Run], int], Decision],
+        decide: Decide,
     ) -> Started | None:
         """Move a claimed run to running, or skip/queue it, as `decide` says
         given the job, the run, the job's running runs and how many are queued.
         The job row is locked so two starts of one job are decided one at a time.
         Returns None when this node no longer owns the run."""
-        with self.db.write() as conn:
-            run = self._owned(conn, run_id, node, RunState.PENDING)
-            if run is None:
-                return None
-            job = self._get_job(conn, run.job_id, include_deleted=True, lock=True)
-            active = self._active_runs(conn, run.job_id, exclude=run_id)
-            queued = self._queued_count(conn, run.job_id, exclude=run_id)
-            decision = decide(job, run, active, queued)
-            return self._apply_decision(conn, run, decision, active, now, lease_until)
+        written = self.write(
+            node=node, now=now, lease_until=lease_until, decide=decide, starts=[run_id]
+        )
+        return written.started[run_id]
 
-    def _apply_decision(
+    def finish(
         self,
-        conn: Connection,
-        run: Run,
-        decision: Decision,
-        active: list[Run],
+        run_id: int,
+        *,
+        node: str,
+        outcome: RunResult,
         now: datetime,
-        lease_until: datetime,
-    ) -> Started:
-        replaced: list[int] = []
-        if decision.action == "skip":
-            values: dict[str, Any] = {
-                "state": RunState.SKIPPED,
-                "error": decision.reason,
-                "finished_at": now,
-                "lease_until": None,
-            }
-        elif decision.action == "queue":
-            values = {"state": RunState.SCHEDULED, "queued": True, "node": None}
-            values["lease_until"] = None
-        else:
-            if decision.action == "replace":
-                replaced = [r.id for r in active]
-                self._request_cancel(conn, replaced, now, reason="replaced by a newer run")
-            values = {"state": RunState.RUNNING, "started_at": now, "lease_until": lease_until}
-        row = (
-            conn.execute(
-                update(runs).where(runs.c.id == run.id).values(**values).returning(*runs.c)
-            )
-            .mappings()
-            .one()
-        )
-        if decision.action != "start" or replaced:
-            self.db.notify(conn)
-        return Started(run_from_row(row), decision.action in ("start", "replace"), replaced)
+        follow_ups: Sequence[NewRun] = (),
+    ) -> Run | None:
+        """Record how a run ended and insert its follow-ups (a retry, dependent
+        jobs' runs) in one transaction. None when this node lost the run."""
+        finishes = [Finish(run_id, outcome, now, follow_ups)]
+        if not self.write(node=node, now=now, finishes=finishes).finished[run_id]:
+            return None
+        return self.get_run(run_id)
 
-    def _owned(self, conn: Connection, run_id: int, node: str, state: RunState) -> Run | None:
-        row = (
-            conn.execute(
-                select(runs).where(runs.c.id == run_id, runs.c.node == node, runs.c.state == state)
-            )
-            .mappings()
-            .first()
-        )
-        return run_from_row(row) if row else None
+    # ------------------------------------------------------------------ batches
 
-    def _active_runs(self, conn: Connection, job_id: str, *, exclude: int) -> list[Run]:
-        query = select(runs).where(
-            runs.c.job_id == job_id, runs.c.state == RunState.RUNNING, runs.c.id != exclude
-        )
-        return [run_from_row(r) for r in conn.execute(query).mappings()]
+    def write(
+        self,
+        *,
+        node: str,
+        now: datetime,
+        outputs: Sequence[Output] = (),
+        finishes: Sequence[Finish] = (),
+        starts: Sequence[int] = (),
+        claim: int = 0,
+        lease_until: datetime | None = None,
+        decide: Decide | None = None,
+    ) -> Written:
+        """A node's writes of one moment, in one transaction, in this order:
 
-    def _queued_count(self, conn: Connection, job_id: str, *, exclude: int) -> int:
-        query = select(func.count()).where(
-            runs.c.job_id == job_id,
-            runs.c.state == RunState.SCHEDULED,
-            runs.c.queued.is_(True),
-            runs.c.id != exclude,
-        )
-        return int(conn.execute(query).scalar_one())
+        1. store `outputs` (in the order given);
+        2. record `finishes` (with their follow-ups);
+        3. start `starts`, runs this node claimed whose instant has come;
+        4. claim and start up to `claim` more runs due by `now`.
+
+        Outcomes go first, so a run that just ended here no longer counts as
+        running when the overlap policy decides the next run of its job. Each
+        start is decided as `start` decides it, in priority order, each
+        decision seeing the ones made before it.
+        """
+        rules = None
+        if starts or claim > 0:
+            if lease_until is None or decide is None:
+                raise ValueError("starting runs needs a lease and a decide policy")
+            rules = _StartRules(node, now, lease_until, decide)
+        written = Written()
+        with self.db.write() as conn:
+            for output in outputs:
+                if output.lines:
+                    self._append_output(conn, output.run_id, output.lines, output.cap)
+                if output.progress is not None:
+                    self._set_progress(conn, output.run_id, *output.progress)
+            if finishes:
+                written.finished = self._record(conn, node, finishes)
+            if rules is not None and starts:
+                owned = self._owned_pending(conn, node, starts)
+                decided = self._decide(conn, owned, RunState.PENDING, rules)
+                written.started = {run_id: decided.get(run_id) for run_id in starts}
+            if rules is not None and claim > 0:
+                claimable = {"b_horizon": now, "b_limit": claim}
+                rows = conn.execute(self._sql.claimable, claimable).mappings()
+                due = [run_from_row(row) for row in rows]
+                decided = self._decide(conn, due, RunState.SCHEDULED, rules)
+                written.claimed = [decided[run.id] for run in due]
+                written.more = len(due) == claim
+            changed = [*written.started.values(), *written.claimed]
+            if written.finished or any(s and (not s.started or s.replaced) for s in changed):
+                self.db.notify(conn)
+        return written
+
+    def _owned_pending(self, conn: Connection, node: str, run_ids: Iterable[int]) -> list[Run]:
+        rows = conn.execute(self._sql.owned_pending, {"b_ids": list(run_ids), "b_node": node})
+        return sorted((run_from_row(r) for r in rows.mappings()), key=start_order)
+
+    def _decide(
+        self, conn: Connection, candidates: list[Run], expected: RunState, rules: _StartRules
+    ) -> dict[int, Started]:
+        """Decide and apply the start of each run (in the order given), with
+        its job locked; runs started earlier in the batch count as running."""
+        if not candidates:
+            return {}
+        job_ids = sorted({run.job_id for run in candidates})
+        by_job = self._jobs_locked(conn, job_ids)
+        running, queued = self._runs_of_jobs(conn, job_ids)
+        plan = _StartPlan(rules)
+        for run in candidates:
+            job = by_job[run.job_id]
+            others = [r for r in running.setdefault(run.job_id, []) if r.id != run.id]
+            waiting = queued.setdefault(run.job_id, set())
+            decision = rules.decide(job, run, others, len(waiting - {run.id}))
+            started = plan.add(run, job, decision, others)
+            if started.started:
+                running[run.job_id].append(started.run)
+            elif decision.action == "queue":
+                waiting.add(run.id)
+        plan.apply(conn, self._sql, expected)
+        return plan.results
+
+    def _jobs_locked(self, conn: Connection, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs, locked; definitions come from the cache when they can."""
+        rows = conn.execute(self._sql.jobs_locked, {"b_ids": job_ids}).mappings().all()
+        unparsed = [row["id"] for row in rows if not self.db.specs.has(row)]
+        specs = {}
+        if unparsed:
+            specs = dict(conn.execute(self._sql.job_specs, {"b_ids": unparsed}).all())
+        return {
+            row["id"]: self._job({**row, "spec": specs[row["id"]]} if row["id"] in specs else row)
+            for row in rows
+        }
+
+    def _runs_of_jobs(
+        self, conn: Connection, job_ids: list[str]
+    ) -> tuple[dict[str, list[Run]], dict[str, set[int]]]:
+        """The jobs' running runs, and the ids of their queued ones."""
+        running: dict[str, list[Run]] = {}
+        queued: dict[str, set[int]] = {}
+        for row in conn.execute(self._sql.runs_of_jobs, {"b_ids": job_ids}).mappings():
+            if row["state"] == RunState.RUNNING:
+                running.setdefault(row["job_id"], []).append(run_from_row(row))
+            else:
+                queued.setdefault(row["job_id"], set()).add(row["id"])
+        return running, queued
+
+    def _record(self, conn: Connection, node: str, finishes: Sequence[Finish]) -> dict[int, bool]:
+        """Record outcomes of runs this node owns (True: recorded; False: the
+        run is not this node's any more); their follow-ups are inserted too."""
+        ids = [f.run_id for f in finishes]
+        owned = set(conn.execute(self._sql.owned_active, {"b_ids": ids, "b_node": node}).scalars())
+        done: dict[int, bool] = {}
+        params: list[dict[str, Any]] = []
+        follow_ups: list[dict[str, Any]] = []
+        for finish in finishes:
+            if finish.run_id not in owned:  # twice in one batch: the first wins
+                done.setdefault(finish.run_id, False)
+                continue
+            owned.discard(finish.run_id)
+            done[finish.run_id] = True
+            params.append(_outcome_params(finish))
+            follow_ups += [new_run_values(new, finish.now) for new in finish.follow_ups]
+        if params:
+            conn.execute(self._sql.record, params)
+            _insert(self.db, conn, follow_ups)
+        return done
 
     # ------------------------------------------------------------------ leases
 
@@ -216,12 +324,12 @@ class RunQueries:
         with self.db.write() as conn:
             conn.execute(
                 update(runs)
-                .where(runs.c.id.in_(run_ids), runs.c.node == node, runs.c.state.in_(ACTIVE))
+                .where(runs.c.id.in_(run_ids), runs.c.node == node, self._sql.state.in_(ACTIVE))
                 .values(lease_until=lease_until)
             )
             owned = conn.execute(
                 select(runs.c.id).where(
-                    runs.c.id.in_(run_ids), runs.c.node == node, runs.c.state.in_(ACTIVE)
+                    runs.c.id.in_(run_ids), runs.c.node == node, self._sql.state.in_(ACTIVE)
                 )
             )
             return {row[0] for row in owned}
@@ -239,6 +347,9 @@ class RunQueries:
         """Mark runs whose lease passed as lost, and insert what `follow_up`
         decides (a retry), in the same transaction."""
         query = select(runs).where(runs.c.state.in_(ACTIVE), runs.c.lease_until < now)
+        with self.db.read() as conn:  # the common case: nothing expired, no write lock
+            if conn.execute(query.with_only_columns(runs.c.id).limit(1)).first() is None:
+                return []
         with self.db.write() as conn:
             lost = []
             for row in conn.execute(query).mappings().all():
@@ -258,7 +369,7 @@ class RunQueries:
                 run = run_from_row(updated)
                 lost.append(run)
                 job = self._get_job(conn, run.job_id, include_deleted=True)
-                self._insert_runs(conn, follow_up(job, run), now)
+                insert_runs(self.db, conn, follow_up(job, run), now)
             if lost:
                 self.db.notify(conn)
             return lost
@@ -267,48 +378,16 @@ class RunQueries:
 
     def set_progress(self, run_id: int, done: float, total: float | None) -> None:
         with self.db.write() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id, runs.c.state == RunState.RUNNING)
-                .values(progress_done=done, progress_total=total)
-            )
+            self._set_progress(conn, run_id, done, total)
 
-    def finish(
-        self,
-        run_id: int,
-        *,
-        node: str,
-        outcome: RunResult,
-        now: datetime,
-        follow_ups: Sequence[NewRun] = (),
-    ) -> Run | None:
-        """Record how a run ended and insert its follow-ups (a retry, dependent
-        jobs' runs) in one transaction. None when this node lost the run."""
-        values = {
-            "state": outcome.state,
-            "finished_at": now,
-            "exit_code": outcome.exit_code,
-            "http_status": outcome.http_status,
-            "error": outcome.error,
-            "result": outcome.result,
-            "lease_until": None,
-        }
-        with self.db.write() as conn:
-            row = (
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.id == run_id, runs.c.node == node, runs.c.state.in_(ACTIVE))
-                    .values(**values)
-                    .returning(*runs.c)
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            self._insert_runs(conn, follow_ups, now)
-            self.db.notify(conn)
-            return run_from_row(row)
+    def _set_progress(
+        self, conn: Connection, run_id: int, done: float, total: float | None
+    ) -> None:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.state == RunState.RUNNING)
+            .values(progress_done=done, progress_total=total)
+        )
 
     def release(self, run_ids: Sequence[int], *, node: str) -> None:
         """Give back claimed runs that never started (shutdown before their instant)."""
@@ -318,7 +397,9 @@ class RunQueries:
             conn.execute(
                 update(runs)
                 .where(
-                    runs.c.id.in_(run_ids), runs.c.node == node, runs.c.state == RunState.PENDING
+                    runs.c.id.in_(run_ids),
+                    runs.c.node == node,
+                    self._sql.state == RunState.PENDING,
                 )
                 .values(state=RunState.SCHEDULED, node=None, lease_until=None)
             )
@@ -347,7 +428,7 @@ class RunQueries:
             return
         conn.execute(
             update(runs)
-            .where(runs.c.id.in_(run_ids), runs.c.state.in_(ACTIVE))
+            .where(runs.c.id.in_(run_ids), self._sql.state.in_(ACTIVE))
             .values(cancel_requested=True, error=reason)
         )
 
@@ -421,6 +502,12 @@ class RunQueries:
 
     def next_due_run(self) -> datetime | None:
         """The earliest instant a waiting run may start or an active lease ends."""
+        candidates = [t for t in self.next_due_and_lease() if t is not None]
+        return min(candidates) if candidates else None
+
+    def next_due_and_lease(self) -> tuple[datetime | None, datetime | None]:
+        """The earliest instant a waiting run may start, and the earliest end
+        of an active run's lease."""
         with self.db.read() as conn:
             due = conn.execute(
                 select(func.min(runs.c.due_at)).where(
@@ -430,8 +517,7 @@ class RunQueries:
             lease = conn.execute(
                 select(func.min(runs.c.lease_until)).where(runs.c.state.in_(ACTIVE))
             ).scalar_one_or_none()
-        candidates = [t for t in (due, lease) if t is not None]
-        return min(candidates) if candidates else None
+        return due, lease
 
     def active_runs(self, *, node: str | None = None) -> list[Run]:
         query = select(runs).where(runs.c.state.in_(ACTIVE)).order_by(runs.c.id)
@@ -468,4 +554,211 @@ class RunQueries:
             return run_from_row(row) if row else None
 
 
-__all__ = ["RunQueries", "RunResult", "Started"]
+# --------------------------------------------------------------------------- batch helpers
+
+_OUTCOME = ("state", "finished_at", "exit_code", "http_status", "error", "result", "lease_until")
+
+
+def _ids() -> Any:
+    return bindparam("b_ids", expanding=True)
+
+
+class _Statements:
+    """The statements of the claim, start and record steps, built once (with
+    row locks for PostgreSQL, without for SQLite): building a statement costs
+    more than running it."""
+
+    def __init__(self, lock: bool, hints: bool) -> None:
+        def locked(query: Select[Any], **kw: Any) -> Select[Any]:
+            return query.with_for_update(**kw) if lock else query
+
+        # Claims walk ix_runs_claim in claim order and stop at their limit. Left
+        # alone, SQLite's planner takes the due_at range of ix_runs_state_due_at
+        # instead and sorts every due run: a claim would cost as much as the
+        # backlog is long. A unary plus keeps a column out of index choices.
+        due_at: Any = runs.c.due_at
+        if hints:
+            due_at = literal_column("+runs.due_at", type_=runs.c.due_at.type)
+        # Statements that name their runs (`id IN (...)`) must look them up by
+        # id; SQLite's planner would rather walk every run in the state they
+        # also test, through an index that starts with `state`.
+        self.state: Any = runs.c.state
+        if hints:
+            self.state = literal_column("+runs.state", type_=runs.c.state.type)
+        state = self.state
+
+        other = aliased(runs)
+        busy = exists().where(
+            other.c.job_id == runs.c.job_id,
+            other.c.state.in_(ACTIVE)
+            | (
+                (other.c.state == RunState.SCHEDULED)
+                & other.c.queued.is_(True)
+                & (other.c.id < runs.c.id)
+            ),
+        )
+        # Runs due by `b_horizon` that a node may take, highest priority first.
+        # A queued run (overlap = "queue", a backfill or catch-up series) is not
+        # claimable while its job has an active run or an older queued run, so
+        # a series runs one at a time, oldest first, and nodes do not bounce it.
+        self.claimable = locked(
+            select(runs)
+            .where(
+                runs.c.state == RunState.SCHEDULED,
+                due_at <= bindparam("b_horizon", type_=runs.c.due_at.type),
+                ~(runs.c.queued & busy),
+            )
+            .order_by(runs.c.priority.desc(), runs.c.due_at, runs.c.id)
+            .limit(bindparam("b_limit")),
+            skip_locked=True,
+            of=runs,
+        )
+        mine = (runs.c.id.in_(_ids()), runs.c.node == bindparam("b_node"))
+        self.owned_pending = locked(select(runs).where(*mine, state == RunState.PENDING))
+        self.owned_active = locked(select(runs.c.id).where(*mine, state.in_(ACTIVE)))
+        # In id order: two nodes locking the same jobs never deadlock.
+        # Without the definitions: parsing them costs more than reading them,
+        # and the cache has most (`job_specs` reads the others).
+        bare = [column for column in jobs.c if column.name != "spec"]
+        self.jobs_locked = locked(select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id))
+        self.job_specs = select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(_ids()))
+        self.runs_of_jobs = select(runs).where(
+            runs.c.job_id.in_(_ids()),
+            (runs.c.state == RunState.RUNNING)
+            | ((runs.c.state == RunState.SCHEDULED) & runs.c.queued.is_(True)),
+        )
+        self.record = (
+            update(runs)
+            .where(runs.c.id == bindparam("b_id"))
+            .values({key: bindparam(f"b_{key}", type_=runs.c[key].type) for key in _OUTCOME})
+        )
+        # The start decisions, conditional on the state the runs were read in
+        # (and, for claimed runs, on this node still owning them).
+        self.decided: dict[tuple[str, RunState], Any] = {}
+        for expected in (RunState.PENDING, RunState.SCHEDULED):
+            where = [state == expected]
+            if expected is RunState.PENDING:
+                where.append(runs.c.node == bindparam("b_owner"))
+            now = bindparam("b_now", type_=runs.c.started_at.type)
+            self.decided["start", expected] = (
+                update(runs)
+                .where(runs.c.id.in_(_ids()), *where)
+                .values(
+                    state=RunState.RUNNING,
+                    started_at=now,
+                    lease_until=bindparam("b_lease", type_=runs.c.lease_until.type),
+                    node=bindparam("b_node"),
+                )
+            )
+            self.decided["queue", expected] = (
+                update(runs)
+                .where(runs.c.id.in_(_ids()), *where)
+                .values(state=RunState.SCHEDULED, queued=True, node=None, lease_until=None)
+            )
+            self.decided["skip", expected] = (
+                update(runs)
+                .where(runs.c.id == bindparam("b_id"), *where)
+                .values(
+                    state=RunState.SKIPPED,
+                    error=bindparam("b_error", type_=runs.c.error.type),
+                    finished_at=now,
+                    lease_until=None,
+                    node=bindparam("b_node"),
+                )
+            )
+
+
+_STATEMENTS = {
+    (lock, hints): _Statements(lock, hints) for lock in (False, True) for hints in (False, True)
+}
+
+
+def _outcome_params(finish: Finish) -> dict[str, Any]:
+    """The parameters of `_Statements.record` for one outcome."""
+    outcome = finish.outcome
+    return {
+        "b_id": finish.run_id,
+        "b_state": outcome.state,
+        "b_finished_at": finish.now,
+        "b_exit_code": outcome.exit_code,
+        "b_http_status": outcome.http_status,
+        "b_error": outcome.error,
+        "b_result": outcome.result,
+        "b_lease_until": None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _StartRules:
+    node: str
+    now: datetime
+    lease_until: datetime
+    decide: Decide
+
+
+class _StartPlan:
+    """The start decisions of one batch, applied as one UPDATE per kind of decision."""
+
+    def __init__(self, rules: _StartRules) -> None:
+        self.now = rules.now
+        self.lease_until = rules.lease_until
+        self.node = rules.node
+        self.results: dict[int, Started] = {}
+        self.starts: list[int] = []
+        self.queues: list[int] = []
+        self.skips: list[tuple[int, str | None]] = []
+        self.cancels: list[int] = []
+
+    def add(self, run: Run, job: Job, decision: Decision, others: list[Run]) -> Started:
+        """Decide one run; `run` (read in this transaction) becomes what it will be."""
+        replaced: list[int] = []
+        if decision.action == "skip":
+            self.skips.append((run.id, decision.reason))
+            run.state, run.error, run.finished_at = RunState.SKIPPED, decision.reason, self.now
+            run.lease_until, run.node = None, self.node
+        elif decision.action == "queue":
+            self.queues.append(run.id)
+            run.state, run.node, run.lease_until = RunState.SCHEDULED, None, None
+        else:
+            if decision.action == "replace":
+                replaced = [r.id for r in others]
+                self.cancels += replaced
+            self.starts.append(run.id)
+            run.state, run.started_at = RunState.RUNNING, self.now
+            run.lease_until, run.node = self.lease_until, self.node
+        started = Started(run, decision.action in ("start", "replace"), replaced, job)
+        self.results[run.id] = started
+        return started
+
+    def apply(self, conn: Connection, sql: _Statements, expected: RunState) -> None:
+        """Write the decisions: each UPDATE is conditional on the state the runs
+        were read in (and on this node owning them), and its row count is
+        checked; the rows are locked, so a difference is a bug, not a race."""
+        common = {"b_owner": self.node, "b_node": self.node, "b_now": self.now}
+        if self.starts:
+            params = common | {"b_ids": self.starts, "b_lease": self.lease_until}
+            result = conn.execute(sql.decided["start", expected], params)
+            _check(result.rowcount, len(self.starts))
+        if self.queues:
+            params = {"b_ids": self.queues, "b_owner": self.node}
+            result = conn.execute(sql.decided["queue", expected], params)
+            _check(result.rowcount, len(self.queues))
+        if self.skips:
+            skipped = [common | {"b_id": i, "b_error": e} for i, e in self.skips]
+            result = conn.execute(sql.decided["skip", expected], skipped)
+            if conn.dialect.supports_sane_multi_rowcount:
+                _check(result.rowcount, len(self.skips))
+        if self.cancels:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(self.cancels), sql.state.in_(ACTIVE))
+                .values(cancel_requested=True, error="replaced by a newer run")
+            )
+
+
+def _check(changed: int, expected: int) -> None:
+    if changed != expected:
+        raise RuntimeError(f"{expected} locked run rows to update, {changed} updated")
+
+
+__all__ = ["Finish", "RunQueries", "RunResult", "Started", "Written", "insert_runs"]

@@ -65,6 +65,8 @@ naming = {
 }
 metadata = MetaData(naming_convention=naming)
 
+HAS_AFTER = "\"after\" != ''"  # jobs.after is ",a,b," or empty
+
 jobs = Table(
     "jobs",
     metadata,
@@ -84,6 +86,9 @@ jobs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "next_fire_at"),
+    # Only the jobs that wait for others: finding the dependents of a job that
+    # just succeeded reads these, not every job.
+    Index(None, "after", sqlite_where=text(HAS_AFTER), postgresql_where=text(HAS_AFTER)),
 )
 
 runs = Table(
@@ -126,6 +131,11 @@ runs = Table(
     Index(None, "job_id", "id"),
     Index(None, "finished_at"),
 )
+
+# The claim step's order (see store.runs): the highest priority, then the
+# earliest due, is read first, so a claim stops after its LIMIT however many
+# runs wait for a slot.
+Index("ix_runs_claim", runs.c.state, runs.c.priority.desc(), runs.c.due_at, runs.c.id)
 
 run_output = Table(
     "run_output",

@@ -1,0 +1,203 @@
+"""The batched writes of a busy node (`Store.write`), on SQLite and PostgreSQL:
+the same decisions as one run at a time, in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from clocktower.engine.policies import decide_start
+from clocktower.model import CommandTarget, JobSpec, Overlap, Policies, RunState, TriggerKind
+from clocktower.store import NewRun, RunResult, Store
+from clocktower.store.output import Output
+from clocktower.store.runs import Finish
+
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+LEASE = T0 + timedelta(minutes=1)
+
+
+def job(store: Store, job_id: str, **policies: object) -> None:
+    spec = JobSpec(
+        id=job_id,
+        target=CommandTarget(command="true"),
+        policies=Policies(**policies),  # type: ignore[arg-type]
+    )
+    store.put_job(spec, now=T0, next_fire_at=None)
+
+
+def runs_of(
+    store: Store, job_id: str, count: int, *, at: datetime = T0, priority: int = 0
+) -> list[int]:
+    new = [
+        NewRun(job_id=job_id, scheduled_for=at, trigger=TriggerKind.MANUAL, priority=priority)
+        for _ in range(count)
+    ]
+    return [run.id for run in store.create_runs(new, now=T0)]
+
+
+def claimed(store: Store, node: str = "a", limit: int = 10) -> list[int]:
+    return [r.id for r in store.claim(node=node, horizon=T0, limit=limit, lease_until=LEASE)]
+
+
+def start(store: Store, ids: list[int], node: str = "a") -> dict[int, RunState | None]:
+    written = store.write(node=node, now=T0, starts=ids, lease_until=LEASE, decide=decide_start)
+    return {i: (s.run.state if s else None) for i, s in written.started.items()}
+
+
+def test_a_batch_of_starts_decides_each_run_against_the_ones_before(store: Store) -> None:
+    job(store, "skip")
+    first, second = runs_of(store, "skip", 2)
+    assert claimed(store) == [first, second]
+    assert start(store, [first, second]) == {first: RunState.RUNNING, second: RunState.SKIPPED}
+    assert f"previous run {first} still running" in (store.get_run(second).error or "")
+
+
+def test_a_batch_of_starts_queues_one_and_skips_the_rest(store: Store) -> None:
+    job(store, "queue", overlap=Overlap.QUEUE)
+    a, b, c = runs_of(store, "queue", 3)
+    claimed(store)
+    states = start(store, [a, b, c])
+    assert states == {a: RunState.RUNNING, b: RunState.SCHEDULED, c: RunState.SKIPPED}
+    assert "already queued" in (store.get_run(c).error or "")
+    assert claimed(store, node="b") == []  # the queued one waits for the running one
+
+
+def test_a_batch_of_starts_allows_up_to_max_concurrency(store: Store) -> None:
+    job(store, "allow", overlap=Overlap.ALLOW, max_concurrency=2)
+    a, b, c = runs_of(store, "allow", 3)
+    claimed(store)
+    assert start(store, [a, b, c]) == {
+        a: RunState.RUNNING,
+        b: RunState.RUNNING,
+        c: RunState.SKIPPED,
+    }
+
+
+def test_a_batch_of_starts_replaces_the_running_run(store: Store) -> None:
+    job(store, "replace", overlap=Overlap.REPLACE)
+    (old,) = runs_of(store, "replace", 1)
+    claimed(store)
+    start(store, [old])
+    (new,) = runs_of(store, "replace", 1)
+    claimed(store)
+    written = store.write(node="a", now=T0, starts=[new], lease_until=LEASE, decide=decide_start)
+    started = written.started[new]
+    assert started is not None and started.started and started.replaced == [old]
+    assert store.cancel_requested(node="a") == [old]
+
+
+def test_only_the_owner_starts_its_claimed_runs(store: Store) -> None:
+    job(store, "nightly")
+    (run,) = runs_of(store, "nightly", 1)
+    claimed(store, node="a")
+    assert start(store, [run], node="b") == {run: None}
+    assert store.get_run(run).state is RunState.PENDING
+
+
+def test_claim_and_start_takes_due_runs_by_priority_up_to_the_limit(store: Store) -> None:
+    for name in ("low", "high", "mid", "later"):
+        job(store, name)
+    (low,) = runs_of(store, "low", 1)
+    (high,) = runs_of(store, "high", 1, priority=9)
+    (mid,) = runs_of(store, "mid", 1, priority=5)
+    runs_of(store, "later", 1, at=T0 + timedelta(seconds=1), priority=99)  # not due yet
+    written = store.write(node="a", now=T0, claim=2, lease_until=LEASE, decide=decide_start)
+    assert [s.run.id for s in written.claimed] == [high, mid] and written.more
+    assert {store.get_run(i).state for i in (high, mid)} == {RunState.RUNNING}
+    assert store.get_run(high).node == "a" and store.get_run(high).started_at == T0
+    written = store.write(node="a", now=T0, claim=5, lease_until=LEASE, decide=decide_start)
+    assert [s.run.id for s in written.claimed] == [low] and not written.more
+
+
+def test_claim_and_start_applies_the_overlap_policy(store: Store) -> None:
+    job(store, "skip")
+    a, b = runs_of(store, "skip", 2)
+    written = store.write(node="a", now=T0, claim=5, lease_until=LEASE, decide=decide_start)
+    assert [(s.run.id, s.started) for s in written.claimed] == [(a, True), (b, False)]
+    assert store.get_run(b).state is RunState.SKIPPED
+
+
+def test_outcomes_are_written_before_the_next_start_is_decided(store: Store) -> None:
+    job(store, "every")
+    (first,) = runs_of(store, "every", 1)
+    claimed(store)
+    start(store, [first])
+    (second,) = runs_of(store, "every", 1)
+    done = Finish(first, RunResult(RunState.SUCCEEDED, result=1.5), T0)
+    written = store.write(
+        node="a", now=T0, finishes=[done], claim=1, lease_until=LEASE, decide=decide_start
+    )
+    assert written.finished == {first: True}
+    assert [(s.run.id, s.started) for s in written.claimed] == [(second, True)]
+    recorded = store.get_run(first)
+    assert (recorded.state, recorded.result, recorded.finished_at) == (RunState.SUCCEEDED, 1.5, T0)
+
+
+def test_outcomes_of_runs_another_node_owns_are_refused(store: Store) -> None:
+    job(store, "nightly")
+    mine, theirs = runs_of(store, "nightly", 2)
+    claimed(store, node="a", limit=1)
+    claimed(store, node="b", limit=1)
+    start(store, [mine], node="a")
+    retry = NewRun(job_id="nightly", scheduled_for=T0, trigger=TriggerKind.RETRY, attempt=2)
+    written = store.write(
+        node="a",
+        now=T0,
+        finishes=[
+            Finish(mine, RunResult(RunState.FAILED, exit_code=1), T0, [retry]),
+            Finish(theirs, RunResult(RunState.SUCCEEDED), T0, [retry]),
+        ],
+    )
+    assert written.finished == {mine: True, theirs: False}
+    assert store.get_run(mine).state is RunState.FAILED
+    assert store.get_run(theirs).state is RunState.PENDING
+    assert len(store.list_runs(trigger=TriggerKind.RETRY)) == 1  # only the owned one's follow-up
+
+
+def test_output_is_stored_with_the_outcome(store: Store) -> None:
+    job(store, "nightly")
+    (run,) = runs_of(store, "nightly", 1)
+    claimed(store)
+    start(store, [run])
+    lines = [(1.0, "stdout", "hello"), (2.0, "stderr", "bye")]
+    store.write(
+        node="a",
+        now=T0,
+        outputs=[Output(run, lines, 1 << 20, progress=(3, 4))],
+        finishes=[Finish(run, RunResult(RunState.SUCCEEDED), T0)],
+    )
+    chunks, dropped = store.read_output(run)
+    assert [line for chunk in chunks for line in chunk.lines] == lines and dropped == 0
+    recorded = store.get_run(run)
+    assert (recorded.state, recorded.progress_done, recorded.progress_total) == (
+        RunState.SUCCEEDED,
+        3,
+        4,
+    )
+
+
+def test_a_changed_definition_is_read_again(store: Store) -> None:
+    job(store, "nightly", priority=1)
+    assert store.get_job("nightly").spec.policies.priority == 1
+    job(store, "nightly", priority=7)
+    assert store.get_job("nightly").spec.policies.priority == 7
+    (run,) = runs_of(store, "nightly", 1)
+    claimed(store)
+    written = store.write(node="a", now=T0, starts=[run], lease_until=LEASE, decide=decide_start)
+    started = written.started[run]
+    assert started is not None and started.job is not None
+    assert started.job.spec.policies.priority == 7
+
+
+def test_dependents_of_finds_the_jobs_waiting_for_each(store: Store) -> None:
+    for name in ("extract", "transform"):
+        job(store, name)
+    for name, after in (("load", ("extract", "transform")), ("report", ("transform",))):
+        spec = JobSpec(id=name, target=CommandTarget(command="true"), after=after)
+        store.put_job(spec, now=T0, next_fire_at=None)
+    found = store.dependents_of(["extract", "transform", "nobody"])
+    assert {k: sorted(j.id for j in v) for k, v in found.items()} == {
+        "extract": ["load"],
+        "transform": ["load", "report"],
+    }
+    store.delete_job("report", now=T0)
+    assert [j.id for j in store.dependents("transform")] == ["load"]
