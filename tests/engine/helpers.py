@@ -41,9 +41,12 @@ async def step(engine: Engine, *, wait: bool = True) -> list[Run]:
 
 
 async def settle(engine: Engine) -> None:
-    tasks = [e.task for e in engine.executions.values()]
-    if tasks:
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    """Wait for the runs this engine executes now, and for its writes."""
+    tasks = [e.task for e in engine.executions.values() if e.task is not None]
+    async with asyncio.timeout(60):
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.writer.idle()
 
 
 async def until_running(engine: Engine, store: Store, run_id: int) -> None:

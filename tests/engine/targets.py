@@ -20,3 +20,20 @@ async def slow_async(ctx: Any) -> None:
 
 def slow_sync(ctx: Any) -> None:
     time.sleep(60)
+
+
+class Concurrency:
+    """How many `overlapping` calls run at once, and the most seen."""
+
+    now = 0
+    most = 0
+
+
+async def overlapping(ctx: Any) -> int:
+    Concurrency.now += 1
+    Concurrency.most = max(Concurrency.most, Concurrency.now)
+    try:
+        await asyncio.sleep(0.02)
+    finally:
+        Concurrency.now -= 1
+    return ctx.run_id  # type: ignore[no-any-return]

@@ -3,7 +3,12 @@
 The steps (`fire_due`, `claim`, `expire_leases`) are synchronous, read the time
 from the injected clock and do one thing each; tests call them directly. The
 async part starts claimed runs at their exact instant, executes them and
-records the outcome. `clocktower.engine.loop` drives it all.
+records the outcome, through the writer (`clocktower.engine.writer`), which
+groups the starts and outcomes of many runs into one transaction.
+`clocktower.engine.loop` drives it all.
+
+A run holds one of the node's `max_concurrent_runs` slots from its claim until
+its target has ended; recording the outcome happens after the slot is free.
 """
 
 from __future__ import annotations
@@ -19,16 +24,20 @@ from pathlib import Path
 
 from clocktower.engine import policies
 from clocktower.engine.sink import StoreSink
+from clocktower.engine.writer import Ending, Work, Writer
 from clocktower.executors import get_executor
 from clocktower.executors.base import FireContext, Outcome
 from clocktower.model import InvalidSpec, Job, Run, RunState, TriggerKind
 from clocktower.store import FirePlan, NewRun, RunResult, Store
+from clocktower.store.runs import Finish, Started
 from clocktower.triggers import compile_trigger
 from clocktower.triggers.base import Trigger
 
 log = logging.getLogger("clocktower.engine")
 
 Clock = Callable[[], datetime]
+
+TRIGGER_CACHE = 50_000  # compiled triggers kept, by job
 
 
 def utcnow() -> datetime:
@@ -49,9 +58,16 @@ class EngineSettings:
 @dataclass(slots=True)
 class Execution:
     run: Run
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
-    started: bool = False
+    started: Started | None = None  # the store's answer to starting it
+    concluded: bool = False  # its outcome is handed to the writer
+    holds_slot: bool = True
+
+    @property
+    def running(self) -> bool:
+        """Started in the store and not yet concluded: it must end with an outcome."""
+        return self.started is not None and self.started.started and not self.concluded
 
 
 class Engine:
@@ -60,11 +76,18 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self.node = settings.node_id
-        self.executions: dict[int, Execution] = {}
+        self.executions: dict[int, Execution] = {}  # claimed here, until recorded
         self.broken: dict[str, str] = {}
         self._triggers: dict[str, tuple[int, Trigger]] = {}
+        self._slots_held = 0
+        self._artifacts_root = settings.artifacts_dir.resolve()
         self.accepting = True  # false while draining or when leases cannot be renewed
         self.on_change: Callable[[], None] = lambda: None  # wakes the loop
+        work = Work(self.node, clock, self.lease_until, policies.decide_start, self._prepare)
+        self.writer = Writer(store, work)
+        self.writer.reserve = self._reserve
+        self.writer.on_claimed = self._start_written
+        self.writer.on_idle = lambda: self.on_change()
 
     # ================================================================ units of work
 
@@ -81,6 +104,8 @@ class Engine:
         if cached is not None and cached[0] == job.version:
             return cached[1]
         trigger = compile_trigger(job.spec.trigger, job_id=job.id)
+        if len(self._triggers) >= TRIGGER_CACHE:
+            self._triggers.clear()  # a million jobs must not mean a million triggers in memory
         self._triggers[job.id] = (job.version, trigger)
         return trigger
 
@@ -107,18 +132,30 @@ class Engine:
         return more
 
     def free_slots(self) -> int:
-        return self.settings.max_concurrent_runs - len(self.executions)
+        return self.settings.max_concurrent_runs - self._slots_held
 
-    def claim(self) -> list[Run]:
-        """Take runs due within the lookahead, as many as this node has slots."""
+    def claim(self, limit: int | None = None) -> list[Run]:
+        """Take runs due within the lookahead, as many as this node has free
+        slots (or `limit`)."""
         if not self.accepting:
             return []
         return self.store.claim(
             node=self.node,
             horizon=self.horizon(),
-            limit=self.free_slots(),
+            limit=self.free_slots() if limit is None else limit,
             lease_until=self.lease_until(),
         )
+
+    async def claim_and_start(self) -> list[Run]:
+        """Claim for the free slots and execute what was claimed. The slots are
+        held while the claim is written, so the writer cannot fill them too."""
+        room = self._reserve()
+        try:
+            claimed = await asyncio.to_thread(self.claim, room) if room > 0 else []
+        finally:
+            self._slots_held -= room
+        self.start_claimed(claimed)
+        return claimed
 
     def expire_leases(self) -> list[Run]:
         """Mark runs whose node stopped renewing as lost, and retry them per policy."""
@@ -128,8 +165,12 @@ class Engine:
         )
 
     def next_wakeup(self) -> datetime | None:
-        """When the loop next has something to do, ignoring changes."""
-        candidates = [self.store.next_fire_time(), self.store.next_due_run()]
+        """When the loop next has something to do, ignoring changes. Runs
+        waiting for a slot are not a reason to wake: a slot that frees up is."""
+        due, lease_end = self.store.next_due_and_lease()
+        candidates = [self.store.next_fire_time(), lease_end]
+        if self.accepting and self.free_slots() > 0:
+            candidates.append(due)
         instants = [t for t in candidates if t is not None]
         if not instants:
             return None
@@ -150,34 +191,67 @@ class Engine:
     # ================================================================ execution
 
     def start_claimed(self, runs: list[Run]) -> None:
+        """Execute claimed runs, each at its instant; each holds a slot."""
         for run in runs:
-            task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
-            self.executions[run.id] = Execution(run, task)
+            self._slots_held += 1
+            self._spawn(Execution(run))
+
+    def _spawn(self, execution: Execution) -> None:
+        run = execution.run
+        self.executions[run.id] = execution
+        execution.task = asyncio.create_task(self._execute(execution), name=f"run-{run.id}")
+
+    def _reserve(self) -> int:
+        """Slots the writer may fill with runs already due (held until it says)."""
+        room = self.free_slots() if self.accepting else 0
+        self._slots_held += max(room, 0)
+        return max(room, 0)
+
+    def _start_written(self, claimed: list[Started], reserved: int) -> None:
+        """Runs the writer claimed and started at once; unused slots go back."""
+        runs = [s for s in claimed if s.started]
+        self._slots_held -= reserved - len(runs)
+        for started in runs:
+            self._spawn(Execution(started.run, started=started))
+
+    def _release_slot(self, execution: Execution) -> None:
+        if execution.holds_slot:
+            execution.holds_slot = False
+            self._slots_held -= 1
+            self.writer.refill = True  # more runs may be due for the freed slot
+            self.writer.kick()
 
     def cancel_local(self, run_id: int, reason: str) -> bool:
         execution = self.executions.get(run_id)
-        if execution is None or execution.task.done():
+        if execution is None or execution.task is None or execution.task.done():
             return False
         execution.cancel_reason = execution.cancel_reason or reason
         execution.task.cancel()
         return True
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, execution: Execution) -> None:
+        run = execution.run
         try:
-            await self._wait_until(run.due_at or run.scheduled_for)
-            await self._start_and_run(run)
+            if execution.started is None:
+                await self._wait_until(run.due_at or run.scheduled_for)
+                execution.started = await self._request_start(execution)
+            if execution.running:
+                await self._run_started(execution)
         except asyncio.CancelledError:
-            execution = self.executions.get(run.id)
-            if execution is not None and not execution.started:
-                await asyncio.to_thread(self.store.release, [run.id], node=self.node)
-            else:
+            if execution.running:  # started, never ran to an outcome: it stops here
+                started = execution.started
+                job = started.job if started is not None else None
+                await self._record(run, self._stopped(execution), job, execution=execution)
                 raise
+            if execution.started is None:  # never started: give it back
+                await asyncio.to_thread(self.store.release, [run.id], node=self.node)
         except Exception:
             log.exception("run %s of job %s failed inside the engine", run.id, run.job_id)
-            await self._record(run, Outcome(RunState.FAILED, error="internal error"), None)
+            failed = Outcome(RunState.FAILED, error="internal error")
+            await self._record(run, failed, None, execution=execution)
         finally:
+            self._release_slot(execution)
             self.executions.pop(run.id, None)
-            self.on_change()
 
     async def _wait_until(self, instant: datetime) -> None:
         """Sleep until `instant` by the engine's clock; never return before it."""
@@ -185,22 +259,28 @@ class Engine:
         while (remaining := (instant - self.clock()).total_seconds()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(remaining)
 
-    async def _start_and_run(self, run: Run) -> None:
-        started = await asyncio.to_thread(
-            self.store.start,
-            run.id,
-            node=self.node,
-            now=self.clock(),
-            lease_until=self.lease_until(),
-            decide=policies.decide_start,
-        )
-        if started is None or not started.started:
+    async def _request_start(self, execution: Execution) -> Started | None:
+        """Ask the writer to start a claimed run whose instant has come."""
+        run = execution.run
+        pending = self.writer.start(run.id)
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if not self.writer.withdraw(run.id):
+                # Being written: learn whether it started (then it must stop).
+                execution.started = await pending
+            raise
+
+    async def _run_started(self, execution: Execution) -> None:
+        started = execution.started
+        if started is None:
             return
+        run = started.run
         for replaced in started.replaced:
             self.cancel_local(replaced, "replaced by a newer run")
-        execution = self.executions[run.id]
-        execution.started = True
-        job = await asyncio.to_thread(self.store.get_job, run.job_id, include_deleted=True)
+        job = started.job
+        if job is None:
+            job = await asyncio.to_thread(self.store.get_job, run.job_id, include_deleted=True)
         log.info(
             "run %s of %s started (%s, attempt %s, for %s)",
             run.id,
@@ -209,12 +289,19 @@ class Engine:
             run.attempt,
             f"{run.scheduled_for:%Y-%m-%d %H:%M:%S}Z",
         )
-        await self._run_target(job, started.run, execution)
+        await self._run_target(job, run, execution)
+
+    def _stopped(self, execution: Execution) -> Outcome:
+        """How a run stopped by a cancellation ends: interrupted by a shutdown
+        (failed, so the retry policy applies) or cancelled."""
+        reason = execution.cancel_reason or "cancelled"
+        state = RunState.FAILED if reason.startswith("interrupted") else RunState.CANCELLED
+        return Outcome(state, error=reason)
 
     async def _run_target(self, job: Job, run: Run, execution: Execution) -> None:
         ctx = self._context(job, run)
-        sink = StoreSink(self.store, run.id, cap=job.spec.policies.output_cap)
-        pump = asyncio.create_task(sink.pump(), name=f"output-{run.id}")
+        cap = job.spec.policies.output_cap
+        sink = StoreSink(run.id, cap=cap, send=self.writer.output)
         outcome: Outcome
         try:
             outcome = await get_executor(job.spec.target.kind).execute(
@@ -225,19 +312,13 @@ class Engine:
                 kill_grace=job.spec.policies.kill_grace,
             )
         except asyncio.CancelledError:
-            reason = execution.cancel_reason or "cancelled"
-            state = RunState.FAILED if reason.startswith("interrupted") else RunState.CANCELLED
-            outcome = Outcome(state, error=reason)
+            outcome = self._stopped(execution)
         finally:
-            pump.cancel()
-        await asyncio.shield(self._conclude(job, run, ctx, sink, outcome))
-
-    async def _conclude(
-        self, job: Job, run: Run, ctx: FireContext, sink: StoreSink, outcome: Outcome
-    ) -> None:
-        await sink.flush()
-        await asyncio.to_thread(self._keep_artifacts, run.id, ctx.artifacts_dir)
-        await self._record(run, outcome, job)
+            sink.close()
+        last = sink.take()
+        if last is not None:
+            self.writer.output(last)  # written before the outcome, in order
+        await self._record(run, outcome, job, artifacts=ctx.artifacts_dir, execution=execution)
 
     def _context(self, job: Job, run: Run) -> FireContext:
         return FireContext(
@@ -247,7 +328,7 @@ class Engine:
             scheduled_for=run.scheduled_for,
             idempotency_key=run.idempotency_key,
             trigger=run.trigger,
-            artifacts_dir=(self.settings.artifacts_dir / str(run.id)).resolve(),
+            artifacts_dir=self._artifacts_root / str(run.id),
             payload=run.payload,
             env={**job.spec.env, **run.env},
         )
@@ -255,6 +336,13 @@ class Engine:
     def _keep_artifacts(self, run_id: int, folder: Path) -> None:
         """Copy the files a run left in its artifacts folder into the store, so
         they outlive this node; then remove the folder."""
+        try:
+            folder.rmdir()  # the usual case: the run left nothing
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass  # files to keep
         if not folder.is_dir():
             return
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -265,7 +353,17 @@ class Engine:
             self.store.add_artifact(run_id, name, path.read_bytes(), now=self.clock())
         shutil.rmtree(folder, ignore_errors=True)
 
-    async def _record(self, run: Run, outcome: Outcome, job: Job | None) -> None:
+    async def _record(
+        self,
+        run: Run,
+        outcome: Outcome,
+        job: Job | None,
+        *,
+        artifacts: Path | None = None,
+        execution: Execution | None = None,
+    ) -> None:
+        """Hand the outcome to the writer, free the run's slot, and wait until
+        the outcome is committed (even if this task is cancelled meanwhile)."""
         now = self.clock()
         result = RunResult(
             outcome.state, outcome.exit_code, outcome.http_status, outcome.error, outcome.result
@@ -274,31 +372,43 @@ class Engine:
         if job is not None:
             ended = dataclasses.replace(run, state=outcome.state, finished_at=now)
             follow_ups = policies.retry_for(job, ended, now, permanent=outcome.permanent)
-            if outcome.state is RunState.SUCCEEDED:
-                follow_ups += await asyncio.to_thread(self._dependent_runs, run.job_id, now)
-        recorded = await asyncio.to_thread(
-            self.store.finish,
-            run.id,
-            node=self.node,
-            outcome=result,
-            now=now,
-            follow_ups=follow_ups,
-        )
-        if recorded is None:
+        succeeded = job is not None and outcome.state is RunState.SUCCEEDED
+        ending = Ending(Finish(run.id, result, now, follow_ups), job, succeeded, artifacts)
+        written = self.writer.finish(ending)
+        if execution is not None:
+            execution.concluded = True
+            self._release_slot(execution)  # the writer may refill it in the same transaction
+        if not await asyncio.shield(written):
             log.warning("run %s was no longer owned by this node; outcome dropped", run.id)
             return
-        took = f" in {recorded.duration:.2f}s" if recorded.duration is not None else ""
+        took = f" in {(now - run.started_at).total_seconds():.2f}s" if run.started_at else ""
         detail = f": {outcome.error}" if outcome.error else ""
         level = logging.INFO if outcome.state is RunState.SUCCEEDED else logging.WARNING
         log.log(level, "run %s of %s %s%s%s", run.id, run.job_id, outcome.state, took, detail)
-        for follow in follow_ups:
+        for follow in ending.finish.follow_ups:
             log.info("  %s of %s due at %s", follow.trigger, follow.job_id, follow.due_at)
 
-    def _dependent_runs(self, job_id: str, now: datetime) -> list[NewRun]:
+    def _prepare(self, endings: list[Ending]) -> None:
+        """Before outcomes are recorded (in the writer's thread): keep each run's
+        artifacts, and add the runs of jobs waiting for the ones that succeeded."""
+        for ending in endings:
+            if ending.artifacts is not None:
+                self._keep_artifacts(ending.finish.run_id, ending.artifacts)
+        succeeded = [e.job.id for e in endings if e.succeeded and e.job is not None]
+        if not succeeded:
+            return
+        waiting = self.store.dependents_of(succeeded)
+        for ending in endings:
+            if ending.succeeded and ending.job is not None and ending.job.id in waiting:
+                finish = ending.finish
+                runs = self._dependent_runs(ending.job.id, finish.now, waiting[ending.job.id])
+                finish.follow_ups = [*finish.follow_ups, *runs]
+
+    def _dependent_runs(self, job_id: str, now: datetime, dependents: list[Job]) -> list[NewRun]:
         """Runs of the jobs whose `after` is now satisfied: each upstream job has
         succeeded since the dependent job's last dependency run."""
         created = []
-        for dependent in self.store.dependents(job_id):
+        for dependent in dependents:
             if dependent.paused or dependent.broken:
                 continue
             last = self.store.latest_run(dependent.id, TriggerKind.DEPENDENCY)

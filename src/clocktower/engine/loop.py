@@ -62,7 +62,7 @@ class Loop:
             pass
         await asyncio.to_thread(engine.expire_leases)
         await asyncio.to_thread(engine.apply_cancel_requests)
-        engine.start_claimed(await asyncio.to_thread(engine.claim))
+        await engine.claim_and_start()
         wake_at = await asyncio.to_thread(engine.next_wakeup)
         now = engine.clock()
         self.last_tick = now
@@ -122,10 +122,10 @@ class Loop:
         policy applies)."""
         engine = self.engine
         engine.accepting = False
-        for execution in list(engine.executions.values()):
-            if not execution.started:
-                execution.task.cancel()
-        tasks = [e.task for e in engine.executions.values()]
+        for run_id, execution in list(engine.executions.items()):
+            if execution.started is None:  # waiting for its instant: given back
+                engine.cancel_local(run_id, "interrupted: node shutting down")
+        tasks = [e.task for e in engine.executions.values() if e.task is not None]
         if tasks:
             log.info("waiting up to %ss for %d running run(s)", grace, len(tasks))
             _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -133,6 +133,8 @@ class Loop:
                 engine.cancel_local(run_id, "interrupted: node shutting down")
             if pending:
                 await asyncio.wait(pending, timeout=60)
+        with contextlib.suppress(TimeoutError):  # outcomes still being written
+            await asyncio.wait_for(engine.writer.idle(), 60)
         await asyncio.to_thread(self._heartbeat, stopped=True)
 
     def interrupt_now(self) -> None:

@@ -3,7 +3,8 @@
 Executors write line by line; writing each line in its own transaction would
 make a chatty job cost one commit per line. The sink buffers lines and writes
 them in batches (every `interval` seconds or `max_lines` lines), and keeps only
-the latest progress, written at most once per interval.
+the latest progress, written at most once per interval. The task that flushes
+starts with the first line or progress report: a quiet run costs none.
 """
 
 from __future__ import annotations
@@ -12,31 +13,32 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from clocktower.executors.base import Stream
-from clocktower.store import Store
+from clocktower.store.output import Output
 
 Line = tuple[float, str, str]
 
 
 class StoreSink:
-    """An `OutputSink` that batches into the store. Thread-safe: python targets
-    running in a thread log through it."""
+    """An `OutputSink` that batches into the store, through `send` (the
+    engine's writer). Thread-safe: python targets running in a thread log
+    through it."""
 
     def __init__(
         self,
-        store: Store,
         run_id: int,
         *,
         cap: int,
+        send: Callable[[Output], Awaitable[None]],
         interval: float = 0.5,
         max_lines: int = 500,
         on_output: Callable[[int], None] | None = None,
     ) -> None:
-        self.store = store
         self.run_id = run_id
         self.cap = cap
+        self.send = send
         self.interval = interval
         self.max_lines = max_lines
         self.on_output = on_output
@@ -45,6 +47,9 @@ class StoreSink:
         self._progress: tuple[float, float | None] | None = None
         self._full = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._pump: asyncio.Task[None] | None = None
+        self._pumping = False  # a pump is started or about to be (guarded by _lock)
+        self._closed = False
 
     # ------------------------------------------------------------ OutputSink
 
@@ -53,29 +58,49 @@ class StoreSink:
         with self._lock:
             self._lines.extend((now, stream, line) for line in text.split("\n"))
             full = len(self._lines) >= self.max_lines
+            start = not self._pumping
+            self._pumping = True
+        if start:
+            self._loop.call_soon_threadsafe(self._start_pump)
         if full:
             self._loop.call_soon_threadsafe(self._full.set)
 
     def progress(self, done: float, total: float | None) -> None:
         with self._lock:
             self._progress = (done, total)
+            start = not self._pumping
+            self._pumping = True
+        if start:
+            self._loop.call_soon_threadsafe(self._start_pump)
+
+    def _start_pump(self) -> None:
+        if not self._closed and self._pump is None:
+            self._pump = asyncio.create_task(self.pump(), name=f"output-{self.run_id}")
+
+    def close(self) -> None:
+        """Stop flushing periodically (the caller flushes once more)."""
+        self._closed = True
+        if self._pump is not None:
+            self._pump.cancel()
 
     # ------------------------------------------------------------ flushing
 
-    def _take(self) -> tuple[list[Line], tuple[float, float | None] | None]:
+    def take(self) -> Output | None:
+        """What is waiting to be stored, if anything (and forget it)."""
         with self._lock:
             lines, self._lines = self._lines, []
             progress, self._progress = self._progress, None
-        return lines, progress
+        if not lines and progress is None:
+            return None
+        return Output(self.run_id, lines, self.cap, progress)
 
     async def flush(self) -> None:
-        lines, progress = self._take()
-        if lines:
-            await asyncio.to_thread(self.store.append_output, self.run_id, lines, cap=self.cap)
-            if self.on_output is not None:
-                self.on_output(self.run_id)
-        if progress is not None:
-            await asyncio.to_thread(self.store.set_progress, self.run_id, *progress)
+        output = self.take()
+        if output is None:
+            return
+        await self.send(output)
+        if output.lines and self.on_output is not None:
+            self.on_output(self.run_id)
 
     async def pump(self) -> None:
         """Flush periodically until cancelled (the caller flushes once more)."""

@@ -1,0 +1,139 @@
+"""The engine's grouped writes: slots, batching, and runs stopped while their
+start is being written. SQLite and PostgreSQL, injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from clocktower.model import RunState
+from clocktower.store import Store
+from clocktower.store.runs import Written
+
+from .helpers import make_engine, make_service, settle, step
+from .targets import Concurrency
+
+T0 = datetime(2025, 1, 6, 2, 59, 59, tzinfo=UTC)
+AT3 = datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
+
+
+def nightly(service: Any, count: int, **extra: Any) -> None:
+    for i in range(count):
+        definition = {"call": "tests.engine.targets:overlapping", "cron": "0 3 * * *", **extra}
+        service.create_job(definition, job_id=f"job-{i}", actor="t")
+
+
+async def until_all_final(store: Store, count: int) -> None:
+    for _ in range(1000):
+        done = [r for r in store.list_runs(limit=count + 10) if r.state.final]
+        if len(done) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"runs not final: {store.list_runs(limit=count + 10)}")
+
+
+async def test_freed_slots_are_refilled_without_exceeding_them(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    nightly(make_service(store, clock), 12)
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=3)
+    Concurrency.most = 0
+    claimed = await step(engine, wait=False)
+    assert len(claimed) == 3  # the tick claims for the free slots only
+    await until_all_final(store, 12)
+    await settle(engine)
+    runs = store.list_runs(limit=20)
+    assert [r.state for r in runs] == [RunState.SUCCEEDED] * 12
+    assert sorted(r.result for r in runs) == sorted(r.id for r in runs)
+    assert Concurrency.most == 3  # the writer refilled freed slots, never more than three
+    assert engine.free_slots() == 3 and engine.executions == {}
+
+
+async def test_starts_and_outcomes_of_many_runs_share_transactions(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    nightly(make_service(store, clock), 30)
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=30)
+    writes: list[Written] = []
+    write = store.write
+
+    def counted(**kw: Any) -> Written:
+        writes.append(written := write(**kw))
+        return written
+
+    store.write = counted  # type: ignore[method-assign]
+    await step(engine)
+    await until_all_final(store, 30)
+    await settle(engine)
+    assert [r.state for r in store.list_runs(limit=40)] == [RunState.SUCCEEDED] * 30
+    assert sum(len(w.started) for w in writes) == 30
+    assert sum(len(w.finished) for w in writes) == 30
+    assert len(writes) < 30  # grouped, not one transaction per start and per outcome
+
+
+async def test_a_run_stopped_while_its_start_is_written_ends_cancelled(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    nightly(make_service(store, clock), 1)
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path)
+    gate = threading.Event()
+    write = engine.writer._write
+
+    def held(batch: Any, claim: int) -> Written:
+        gate.wait(10)  # the start is in the transaction being written
+        return write(batch, claim)
+
+    engine.writer._write = held  # type: ignore[method-assign]
+    (run,) = await step(engine, wait=False)
+    await asyncio.sleep(0.05)
+    assert engine.writer.busy  # held at the gate, with the run's start in its batch
+    assert engine.cancel_local(run.id, "cancelled by bob")
+    gate.set()
+    await settle(engine)
+    recorded = store.get_run(run.id)
+    assert recorded.state is RunState.CANCELLED and recorded.error == "cancelled by bob"
+    assert engine.free_slots() == engine.settings.max_concurrent_runs
+
+
+async def test_a_run_stopped_before_its_start_is_written_is_given_back(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    nightly(make_service(store, clock), 1)
+    clock.set(AT3 - timedelta(seconds=1))  # claimed ahead: it waits for its instant
+    engine = make_engine(store, clock, tmp_path)
+    (run,) = await step(engine, wait=False)
+    await asyncio.sleep(0.01)
+    assert engine.cancel_local(run.id, "interrupted: node shutting down")
+    await settle(engine)
+    recorded = store.get_run(run.id)
+    assert recorded.state is RunState.SCHEDULED and recorded.node is None
+
+
+async def test_due_runs_waiting_for_a_slot_do_not_wake_the_loop(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    service = make_service(store, clock)
+    for i in range(2):
+        service.create_job({"command": "sleep 30", "cron": "0 3 * * *"}, job_id=f"j{i}", actor="t")
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=1)
+    (run,) = await step(engine, wait=False)
+    wake = await asyncio.to_thread(engine.next_wakeup)
+    assert wake is not None and wake > clock()  # the lease, not the waiting run
+    engine.accepting = False  # the freed slot stays free
+    engine.cancel_local(run.id, "done")
+    await settle(engine)
+    assert engine.free_slots() == 1
+    wake = await asyncio.to_thread(engine.next_wakeup)
+    assert wake is not None and wake > clock()  # not accepting: still no reason to wake
