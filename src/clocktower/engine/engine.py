@@ -14,9 +14,12 @@ its target has ended; recording the outcome happens after the slot is free.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import shutil
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -83,7 +86,16 @@ class Engine:
         self._artifacts_root = settings.artifacts_dir.resolve()
         self.accepting = True  # false while draining or when leases cannot be renewed
         self.on_change: Callable[[], None] = lambda: None  # wakes the loop
-        work = Work(self.node, clock, self.lease_until, policies.decide_start, self._prepare)
+        self._empty_folders: deque[Path] = deque()
+        work = Work(
+            node=self.node,
+            clock=clock,
+            lease_until=self.lease_until,
+            decide=policies.decide_start,
+            dependents=self._dependents,
+            prepare=self._prepare,
+            tidy=self._tidy,
+        )
         self.writer = Writer(store, work)
         self.writer.reserve = self._reserve
         self.writer.on_claimed = self._start_written
@@ -335,15 +347,14 @@ class Engine:
 
     def _keep_artifacts(self, run_id: int, folder: Path) -> None:
         """Copy the files a run left in its artifacts folder into the store, so
-        they outlive this node; then remove the folder."""
+        they outlive this node; then remove the folder (an empty one later,
+        after the outcome is written: removing a folder costs more than a run)."""
         try:
-            folder.rmdir()  # the usual case: the run left nothing
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            pass  # files to keep
-        if not folder.is_dir():
+            with os.scandir(folder) as entries:
+                if next(entries, None) is None:  # the usual case: the run left nothing
+                    self._empty_folders.append(folder)
+                    return
+        except (FileNotFoundError, NotADirectoryError):
             return
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             name = str(path.relative_to(folder))
@@ -352,6 +363,12 @@ class Engine:
                 continue
             self.store.add_artifact(run_id, name, path.read_bytes(), now=self.clock())
         shutil.rmtree(folder, ignore_errors=True)
+
+    def _tidy(self) -> None:
+        """Remove the empty artifacts folders of recorded runs (in a worker thread)."""
+        while self._empty_folders:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._empty_folders.popleft())
 
     async def _record(
         self,
@@ -372,8 +389,8 @@ class Engine:
         if job is not None:
             ended = dataclasses.replace(run, state=outcome.state, finished_at=now)
             follow_ups = policies.retry_for(job, ended, now, permanent=outcome.permanent)
-        succeeded = job is not None and outcome.state is RunState.SUCCEEDED
-        ending = Ending(Finish(run.id, result, now, follow_ups), job, succeeded, artifacts)
+        succeeded = job.id if job is not None and outcome.state is RunState.SUCCEEDED else None
+        ending = Ending(Finish(run.id, result, now, follow_ups, succeeded), artifacts)
         written = self.writer.finish(ending)
         if execution is not None:
             execution.concluded = True
@@ -389,20 +406,20 @@ class Engine:
             log.info("  %s of %s due at %s", follow.trigger, follow.job_id, follow.due_at)
 
     def _prepare(self, endings: list[Ending]) -> None:
-        """Before outcomes are recorded (in the writer's thread): keep each run's
-        artifacts, and add the runs of jobs waiting for the ones that succeeded."""
+        """Before outcomes are recorded (in the writer's thread): keep each run's artifacts."""
         for ending in endings:
             if ending.artifacts is not None:
                 self._keep_artifacts(ending.finish.run_id, ending.artifacts)
-        succeeded = [e.job.id for e in endings if e.succeeded and e.job is not None]
-        if not succeeded:
-            return
-        waiting = self.store.dependents_of(succeeded)
-        for ending in endings:
-            if ending.succeeded and ending.job is not None and ending.job.id in waiting:
-                finish = ending.finish
-                runs = self._dependent_runs(ending.job.id, finish.now, waiting[ending.job.id])
-                finish.follow_ups = [*finish.follow_ups, *runs]
+
+    def _dependents(self, finish: Finish, waiting: list[Job]) -> list[NewRun]:
+        """The runs of `waiting` jobs due now that `finish.succeeded_job` succeeded
+        (called by the store, in the transaction recording the outcome)."""
+        if finish.succeeded_job is None:
+            return []
+        runs = self._dependent_runs(finish.succeeded_job, finish.now, waiting)
+        for new in runs:
+            log.info("  %s of %s due at %s", new.trigger, new.job_id, new.scheduled_for)
+        return runs
 
     def _dependent_runs(self, job_id: str, now: datetime, dependents: list[Job]) -> list[NewRun]:
         """Runs of the jobs whose `after` is now satisfied: each upstream job has

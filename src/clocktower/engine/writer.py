@@ -24,22 +24,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from clocktower.model import Job
 from clocktower.store import Store
 from clocktower.store.output import Output
-from clocktower.store.runs import Decide, Finish, Started, Written
+from clocktower.store.runs import Decide, Dependents, Finish, Started, Written
 
 log = logging.getLogger("clocktower.engine")
 
 
 @dataclass(slots=True)
 class Ending:
-    """A run that ended: its outcome, and what to do before recording it."""
+    """A run that ended: its outcome, and the folder whose files are kept with it."""
 
     finish: Finish
-    job: Job | None  # None when the run's definition could not be read
-    succeeded: bool  # dependent jobs may now be due
-    artifacts: Path | None  # a folder whose files are kept with the run
+    artifacts: Path | None
 
 
 @dataclass(slots=True)
@@ -75,7 +72,9 @@ class Work:
     clock: Callable[[], datetime]
     lease_until: Callable[[], datetime]
     decide: Decide
-    prepare: Callable[[list[Ending]], None]  # artifacts, dependent runs (blocking)
+    dependents: Dependents  # runs of the jobs waiting for one that succeeded
+    prepare: Callable[[list[Ending]], None]  # before the transaction: artifacts (blocking)
+    tidy: Callable[[], None]  # after it, off the critical path: cleaning up (blocking)
 
 
 class Writer:
@@ -90,6 +89,7 @@ class Writer:
         self.refill = False  # runs may be due for slots that freed up
         self._batch = Batch()
         self._task: asyncio.Task[None] | None = None
+        self._tidying: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ requests
 
@@ -157,6 +157,8 @@ class Writer:
                 await self._one_by_one(batch, exc)
                 continue
             _deliver(batch, written)
+            if batch.endings and (self._tidying is None or self._tidying.done()):
+                self._tidying = asyncio.create_task(asyncio.to_thread(self.work.tidy))
             if claim > 0:
                 self.refill = written.more
                 self.on_claimed(written.claimed, claim)
@@ -178,6 +180,7 @@ class Writer:
             claim=claim,
             lease_until=work.lease_until(),
             decide=work.decide,
+            dependents=work.dependents,
         )
 
     async def _one_by_one(self, batch: Batch, exc: Exception) -> None:

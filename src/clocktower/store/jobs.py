@@ -93,17 +93,19 @@ class JobQueries:
         One query over the jobs that have an `after` at all (a partial index
         keeps that cheap however many jobs the store holds).
         """
-        wanted = set(job_ids)
-        query = select(jobs).where(LIVE, HAS_AFTER)
-        found: dict[str, list[Job]] = {}
         with self.db.read() as conn:
-            for row in conn.execute(query).mappings():
-                upstream = wanted.intersection(row["after"].strip(",").split(","))
-                if not upstream:
-                    continue
-                job = self._job(row)
-                for job_id in upstream:
-                    found.setdefault(job_id, []).append(job)
+            return self._dependents_of(conn, job_ids)
+
+    def _dependents_of(self, conn: Connection, job_ids: Iterable[str]) -> dict[str, list[Job]]:
+        wanted = set(job_ids)
+        found: dict[str, list[Job]] = {}
+        for row in conn.execute(select(jobs).where(LIVE, HAS_AFTER)).mappings():
+            upstream = wanted.intersection(row["after"].strip(",").split(","))
+            if not upstream:
+                continue
+            job = self._job(row)
+            for job_id in upstream:
+                found.setdefault(job_id, []).append(job)
         return found
 
     # ------------------------------------------------------------------ writes

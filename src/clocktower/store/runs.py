@@ -76,6 +76,12 @@ class Finish:
     outcome: RunResult
     now: datetime  # when the run ended
     follow_ups: Sequence[NewRun] = ()
+    succeeded_job: str | None = None  # the jobs waiting for this one may now be due
+
+
+# The runs of jobs waiting for a job whose run succeeded (`Finish.succeeded_job`),
+# given the outcome and those jobs; called inside the transaction that records it.
+Dependents = Callable[[Finish, list[Job]], list[NewRun]]
 
 
 @dataclass(slots=True)
@@ -114,6 +120,7 @@ class RunQueries:
     _get_job: Callable[..., Job]
     _job: Callable[[Mapping[Any, Any]], Job]
     _append_output: Callable[[Connection, int, Sequence[Line], int], None]
+    _dependents_of: Callable[[Connection, Iterable[str]], dict[str, list[Job]]]
 
     # ------------------------------------------------------------------ create
 
@@ -198,11 +205,13 @@ class RunQueries:
         claim: int = 0,
         lease_until: datetime | None = None,
         decide: Decide | None = None,
+        dependents: Dependents | None = None,
     ) -> Written:
         """A node's writes of one moment, in one transaction, in this order:
 
         1. store `outputs` (in the order given);
-        2. record `finishes` (with their follow-ups);
+        2. record `finishes` (with their follow-ups, and what `dependents`
+           adds for the jobs waiting on the ones that succeeded);
         3. start `starts`, runs this node claimed whose instant has come;
         4. claim and start up to `claim` more runs due by `now`.
 
@@ -224,7 +233,7 @@ class RunQueries:
                 if output.progress is not None:
                     self._set_progress(conn, output.run_id, *output.progress)
             if finishes:
-                written.finished = self._record(conn, node, finishes)
+                written.finished = self._record(conn, node, finishes, dependents)
             if rules is not None and starts:
                 owned = self._owned_pending(conn, node, starts)
                 decided = self._decide(conn, owned, RunState.PENDING, rules)
@@ -294,22 +303,38 @@ class RunQueries:
                 queued.setdefault(row["job_id"], set()).add(row["id"])
         return running, queued
 
-    def _record(self, conn: Connection, node: str, finishes: Sequence[Finish]) -> dict[int, bool]:
+    def _record(
+        self,
+        conn: Connection,
+        node: str,
+        finishes: Sequence[Finish],
+        dependents: Dependents | None,
+    ) -> dict[int, bool]:
         """Record outcomes of runs this node owns (True: recorded; False: the
         run is not this node's any more); their follow-ups are inserted too."""
         ids = [f.run_id for f in finishes]
         owned = set(conn.execute(self._sql.owned_active, {"b_ids": ids, "b_node": node}).scalars())
         done: dict[int, bool] = {}
-        params: list[dict[str, Any]] = []
-        follow_ups: list[dict[str, Any]] = []
+        recorded: list[Finish] = []
         for finish in finishes:
             if finish.run_id not in owned:  # twice in one batch: the first wins
                 done.setdefault(finish.run_id, False)
                 continue
             owned.discard(finish.run_id)
             done[finish.run_id] = True
+            recorded.append(finish)
+        waiting: dict[str, list[Job]] = {}
+        upstream = {f.succeeded_job for f in recorded if f.succeeded_job}
+        if dependents is not None and upstream:
+            waiting = self._dependents_of(conn, upstream)
+        params: list[dict[str, Any]] = []
+        follow_ups: list[dict[str, Any]] = []
+        for finish in recorded:
             params.append(_outcome_params(finish))
-            follow_ups += [new_run_values(new, finish.now) for new in finish.follow_ups]
+            new_runs = list(finish.follow_ups)
+            if dependents is not None and finish.succeeded_job in waiting:
+                new_runs += dependents(finish, waiting[finish.succeeded_job])
+            follow_ups += [new_run_values(new, finish.now) for new in new_runs]
         if params:
             conn.execute(self._sql.record, params)
             _insert(self.db, conn, follow_ups)
@@ -761,4 +786,4 @@ def _check(changed: int, expected: int) -> None:
         raise RuntimeError(f"{expected} locked run rows to update, {changed} updated")
 
 
-__all__ = ["Finish", "RunQueries", "RunResult", "Started", "Written", "insert_runs"]
+__all__ = ["Dependents", "Finish", "RunQueries", "RunResult", "Started", "Written", "insert_runs"]
