@@ -136,7 +136,9 @@ class Engine:
     def fire_due(self) -> bool:
         """Create the runs of every job due within the lookahead. Returns True
         when more due jobs are waiting (call again)."""
-        _, more = self.store.fire_due(horizon=self.horizon(), plan=self.plan, now=self.clock())
+        _, more = self.store.fire_due(
+            horizon=self.horizon(), plan=self.plan, now=self.clock(), want_runs=False
+        )
         for job_id, reason in self.broken.items():
             log.error("job %s is broken: %s", job_id, reason)
             self.store.set_broken(job_id, reason)

@@ -12,11 +12,14 @@ from clocktower.model import Job, JobNotFound, JobSpec, Run, RunState
 from clocktower.store import schema
 from clocktower.store.db import Database
 from clocktower.store.rows import FirePlan, job_from_row, joined
-from clocktower.store.runs import insert_runs
+from clocktower.store.runs import insert_runs, insert_runs_counted
 from clocktower.store.schema import jobs, runs
 
 LIVE = jobs.c.deleted_at.is_(None)
 HAS_AFTER = text(schema.HAS_AFTER)  # as written in the partial index, so that it is used
+# A job row without its definition: parsing a definition costs more than
+# reading it, and the store keeps the parsed ones (`SpecCache`).
+BARE = [column for column in jobs.c if column.name != "spec"]
 
 
 class JobQueries:
@@ -218,13 +221,16 @@ class JobQueries:
         horizon: datetime,
         plan: Callable[[Job], FirePlan],
         now: datetime,
-        limit: int = 500,
+        limit: int = 200,
+        want_runs: bool = True,
     ) -> tuple[list[Run], bool]:
         """One fire step: lock jobs due by `horizon`, insert the runs `plan`
         decides (a conflict on the (job, fire time) key inserts nothing), and
         advance each job's next fire time, all in one transaction.
 
-        Returns the runs created and whether more due jobs are waiting.
+        Returns the runs created (none when not `want_runs`) and whether more
+        due jobs are waiting. `limit` keeps each transaction, which holds the
+        write lock while `plan` runs, short.
         """
         due_by = (
             LIVE,
@@ -235,13 +241,18 @@ class JobQueries:
         with self.db.read() as conn:  # the common case: nothing due, no write lock
             if conn.execute(select(jobs.c.id).where(*due_by).limit(1)).first() is None:
                 return [], False
-        query = select(jobs).where(*due_by).order_by(jobs.c.next_fire_at).limit(limit)
+        query = select(*BARE).where(*due_by).order_by(jobs.c.next_fire_at).limit(limit)
         if self.db.caps.skip_locked:
             query = query.with_for_update(skip_locked=True)
         with self.db.write() as conn:
-            due = [self._job(r) for r in conn.execute(query).mappings()]
+            due = self._parsed_jobs(conn, conn.execute(query).mappings().all())
             plans = [(job, plan(job)) for job in due]
-            created = insert_runs(self.db, conn, [new for _, fp in plans for new in fp.runs], now)
+            new_runs = [new for _, fp in plans for new in fp.runs]
+            if want_runs:
+                created = insert_runs(self.db, conn, new_runs, now)
+                inserted = len(created)
+            else:
+                created, inserted = [], insert_runs_counted(self.db, conn, new_runs, now)
             if plans:
                 conn.execute(
                     update(jobs)
@@ -252,9 +263,22 @@ class JobQueries:
                         for job, fp in plans
                     ],
                 )
-            if created:
+            if inserted:
                 self.db.notify(conn)
             return created, len(due) == limit
+
+    def _parsed_jobs(self, conn: Connection, rows: Sequence[Mapping[Any, Any]]) -> list[Job]:
+        """Jobs from rows read without their definitions (`BARE` columns): the
+        definitions come from the cache, or are read for the jobs it lacks."""
+        unparsed = [row["id"] for row in rows if not self.db.specs.has(row)]
+        specs: dict[str, Any] = {}
+        if unparsed:
+            query = select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(unparsed))
+            specs = {job_id: spec for job_id, spec in conn.execute(query)}
+        return [
+            self._job({**row, "spec": specs[row["id"]]} if row["id"] in specs else row)
+            for row in rows
+        ]
 
     def next_fire_time(self) -> datetime | None:
         query = select(func.min(jobs.c.next_fire_at)).where(

@@ -102,6 +102,17 @@ def insert_runs(
     return _insert(db, conn, [new_run_values(new, now) for new in new_runs])
 
 
+def insert_runs_counted(
+    db: Database, conn: Connection, new_runs: Sequence[NewRun], now: datetime
+) -> int:
+    """`insert_runs` for a caller that only needs how many were created."""
+    if not new_runs:
+        return 0
+    stmt = db.insert(runs).on_conflict_do_nothing()
+    result = conn.execute(stmt, [new_run_values(new, now) for new in new_runs])
+    return int(result.rowcount)
+
+
 def _insert(db: Database, conn: Connection, values: list[dict[str, Any]]) -> list[Run]:
     if not values:
         return []
@@ -121,6 +132,7 @@ class RunQueries:
     _job: Callable[[Mapping[Any, Any]], Job]
     _append_output: Callable[[Connection, int, Sequence[Line], int], None]
     _dependents_of: Callable[[Connection, Iterable[str]], dict[str, list[Job]]]
+    _parsed_jobs: Callable[[Connection, Sequence[Mapping[Any, Any]]], list[Job]]
 
     # ------------------------------------------------------------------ create
 
@@ -281,14 +293,7 @@ class RunQueries:
     def _jobs_locked(self, conn: Connection, job_ids: list[str]) -> dict[str, Job]:
         """The jobs, locked; definitions come from the cache when they can."""
         rows = conn.execute(self._sql.jobs_locked, {"b_ids": job_ids}).mappings().all()
-        unparsed = [row["id"] for row in rows if not self.db.specs.has(row)]
-        specs = {}
-        if unparsed:
-            specs = dict(conn.execute(self._sql.job_specs, {"b_ids": unparsed}).all())
-        return {
-            row["id"]: self._job({**row, "spec": specs[row["id"]]} if row["id"] in specs else row)
-            for row in rows
-        }
+        return {job.id: job for job in self._parsed_jobs(conn, rows)}
 
     def _runs_of_jobs(
         self, conn: Connection, job_ids: list[str]
@@ -642,11 +647,9 @@ class _Statements:
         self.owned_pending = locked(select(runs).where(*mine, state == RunState.PENDING))
         self.owned_active = locked(select(runs.c.id).where(*mine, state.in_(ACTIVE)))
         # In id order: two nodes locking the same jobs never deadlock.
-        # Without the definitions: parsing them costs more than reading them,
-        # and the cache has most (`job_specs` reads the others).
+        # Without the definitions (see `JobQueries._parsed_jobs`).
         bare = [column for column in jobs.c if column.name != "spec"]
         self.jobs_locked = locked(select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id))
-        self.job_specs = select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(_ids()))
         self.runs_of_jobs = select(runs).where(
             runs.c.job_id.in_(_ids()),
             (runs.c.state == RunState.RUNNING)
@@ -786,4 +789,13 @@ def _check(changed: int, expected: int) -> None:
         raise RuntimeError(f"{expected} locked run rows to update, {changed} updated")
 
 
-__all__ = ["Dependents", "Finish", "RunQueries", "RunResult", "Started", "Written", "insert_runs"]
+__all__ = [
+    "Dependents",
+    "Finish",
+    "RunQueries",
+    "RunResult",
+    "Started",
+    "Written",
+    "insert_runs",
+    "insert_runs_counted",
+]
