@@ -179,7 +179,12 @@ async def _apscheduler(params: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.ERROR)  # a missed run is a warning per run
     began = time.time()
     store = MemoryJobStore() if params["store"] == "memory" else sqlite_jobstore(params["path"])
-    scheduler = AsyncIOScheduler(jobstores={"default": store}, timezone="UTC")
+    # misfire_grace_time None: a fire time runs however late, as in Clocktower
+    # (whose grace is 60 s); APScheduler's default (1 s) drops later runs.
+    defaults = {"misfire_grace_time": params.get("misfire_grace")}
+    scheduler = AsyncIOScheduler(
+        jobstores={"default": store}, job_defaults=defaults, timezone="UTC"
+    )
     recorder = Recorder()
     scheduler.add_listener(recorder, EVENT_ALL)
     scenario = params["scenario"]
