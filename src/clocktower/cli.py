@@ -353,11 +353,11 @@ def jobs_list(
     """Jobs with their schedule, next run and last result."""
     service = open_service(database, config)
     jobs = service.list_jobs(tag=tag, text=text)
-    summaries = service.store.summaries([j.id for j in jobs])
+    outcomes = service.store.recent_outcomes([j.id for j in jobs])
     if as_json:
-        emit([cli_render.job_json(j, summaries.get(j.id)) for j in jobs])
+        emit([cli_render.job_json(j, outcomes.get(j.id)) for j in jobs])
     else:
-        console().print(cli_render.jobs_table(jobs, summaries, service.clock()))
+        console().print(cli_render.jobs_table(jobs, outcomes, service.clock()))
 
 
 @jobs_app.command("show")
@@ -374,7 +374,7 @@ def jobs_show(
         upcoming = service.preview(job_id, count=5)
     runs = service.list_runs(job_id=job_id, limit=10)
     if as_json:
-        data = cli_render.job_json(job, service.store.summaries([job_id])[job_id])
+        data = cli_render.job_json(job, service.store.recent_outcomes([job_id])[job_id])
         emit(
             {
                 **data,

@@ -8,9 +8,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from clocktower.api.schemas import job_out, job_row, run_out, success_rate
 from clocktower.model import Job, Run, RunState
 from clocktower.spec import job_to_mapping
-from clocktower.store import JobSummary
+from clocktower.store.views import Outcome
 from clocktower.triggers import compile_trigger, readable_form
 
 STATE_STYLE = {
@@ -69,63 +70,29 @@ def describe(job: Job) -> str | None:
         return f"invalid schedule: {exc}"
 
 
-def job_json(job: Job, summary: JobSummary | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": job.id,
-        "kind": job.spec.target.kind,
-        "schedule": schedule_text(job),
-        "description": describe(job),
-        "paused": job.paused,
-        "broken": job.broken,
-        "next_fire_at": iso(job.next_fire_at),
-        "definition": job_to_mapping(job.spec),
-    }
-    if summary is not None:
-        last = summary.last_run
-        data["last_run"] = run_json(last) if last else None
-        data["success_rate"] = summary.success_rate
-    return data
+def job_json(job: Job, outcomes: list[Outcome] | None = None) -> dict[str, Any]:
+    """A job as the REST API shows it, so `--json` and the API agree."""
+    return job_out(job_row(job), outcomes).model_dump(mode="json")
 
 
 def run_json(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "job": run.job_id,
-        "state": str(run.state),
-        "trigger": str(run.trigger),
-        "attempt": run.attempt,
-        "scheduled_for": iso(run.scheduled_for),
-        "due_at": iso(run.due_at),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "duration": run.duration,
-        "exit_code": run.exit_code,
-        "http_status": run.http_status,
-        "error": run.error,
-        "node": run.node,
-        "retry_of": run.retry_of,
-        "progress": [run.progress_done, run.progress_total]
-        if run.progress_done is not None
-        else None,
-        "missed_count": run.missed_count,
-        "missed_until": iso(run.missed_until),
-        "result": run.result,
-    }
+    """A run as the REST API shows it."""
+    return run_out(run).model_dump(mode="json")
 
 
-def state_text(run: Run | None) -> str:
+def state_text(run: Run | Outcome | None) -> str:
     if run is None:
         return "—"
     style = STATE_STYLE.get(run.state, "")
     return f"[{style}]{run.state}[/]"
 
 
-def jobs_table(jobs: list[Job], summaries: dict[str, JobSummary], now: datetime) -> Table:
+def jobs_table(jobs: list[Job], outcomes: dict[str, list[Outcome]], now: datetime) -> Table:
     table = Table("job", "kind", "schedule", "next run", "last result", "success", "status")
     for job in jobs:
-        summary = summaries.get(job.id)
-        last = summary.last_run if summary else None
-        rate = summary.success_rate if summary else None
+        recent = outcomes.get(job.id, [])
+        last = recent[0] if recent else None
+        rate = success_rate(recent)
         status = "[red]broken[/]" if job.broken else "[yellow]paused[/]" if job.paused else "active"
         last_text = state_text(last)
         if last and last.finished_at:

@@ -52,14 +52,27 @@ def test_jobs_add_edit_show_and_errors_name_the_field(store: Store) -> None:
         database=store.url,
     )
     shown = json.loads(cli("jobs", "show", "nightly", "--json", database=store.url).stdout)
-    assert shown["schedule"] == "daily at 03:00 (Europe/Paris)"
+    assert shown["schedule"]["readable"] == "daily at 03:00"
+    assert shown["schedule"]["tz"] == "Europe/Paris"
     assert shown["definition"]["retries"] == 2
     assert all(t.endswith(":00:00Z") for t in shown["upcoming"])
     cli("jobs", "edit", "nightly", "--cron", "30 4 * * *", database=store.url)
     shown = json.loads(cli("jobs", "show", "nightly", "--json", database=store.url).stdout)
-    assert shown["schedule"] == "daily at 04:30 (Europe/Paris)"
+    assert shown["schedule"]["readable"] == "daily at 04:30"
     bad = cli("jobs", "edit", "nightly", "--set", "timout=5m", database=store.url, check=False)
     assert bad.returncode == 2
     assert "unknown field 'timout'; did you mean 'timeout'?" in bad.stderr
     missing = cli("jobs", "pause", "nope", database=store.url, check=False)
     assert missing.returncode == 2 and "no job 'nope'" in missing.stderr
+
+
+def test_json_output_has_the_apis_shapes(store: Store) -> None:
+    from clocktower.api.schemas import JobOut, RunOut
+
+    cli("jobs", "add", "nightly", "--command", "true", "--cron", "0 3 * * *", database=store.url)
+    cli("trigger", "nightly", database=store.url)
+    (job,) = json.loads(cli("jobs", "list", "--json", database=store.url).stdout)
+    (run,) = json.loads(cli("runs", "nightly", "--json", database=store.url).stdout)
+    assert JobOut.model_validate(job).id == "nightly"
+    assert RunOut.model_validate(run).job_id == "nightly"
+    assert run["scheduled_for"].endswith("Z")

@@ -49,7 +49,7 @@ def trigger(store: Store, job: str, *env: str) -> int:
 
 def test_the_maintenance_jobs_are_scheduled_as_on_heroku(store: Store, node: Node) -> None:
     listed = json.loads(cli("jobs", "list", "--json", database=store.url).stdout)
-    schedules = {job["id"]: job["schedule"] for job in listed}
+    schedules = {job["id"]: job["schedule"]["readable"] for job in listed}
     assert schedules == {
         "cleanup-deleted-prompts": "daily at 03:00",
         "detect-orphans-daily": "daily at 04:00",

@@ -326,29 +326,6 @@ def test_prune_keeps_the_newest_runs_per_job(store: Store) -> None:
     assert store.prune(now=T0 + timedelta(days=31), keep_runs=3, keep_days=30) == 3
 
 
-def test_summaries_give_last_result_and_success_rate(store: Store) -> None:
-    store.put_job(spec(), now=T0, next_fire_at=None)
-    states = [RunState.SUCCEEDED, RunState.FAILED, RunState.SUCCEEDED, RunState.SUCCEEDED]
-    store.create_runs(
-        [
-            NewRun(
-                job_id="nightly",
-                scheduled_for=T0,
-                trigger=TriggerKind.MANUAL,
-                state=s,
-                finished_at=T0,
-            )
-            for s in states
-        ],
-        now=T0,
-    )
-    summary = store.summaries(["nightly", "other"])
-    assert summary["nightly"].last_run is not None
-    assert summary["nightly"].last_run.state is RunState.SUCCEEDED
-    assert summary["nightly"].success_rate == 0.75
-    assert summary["other"].last_run is None
-
-
 def test_events_and_nodes(store: Store) -> None:
     from clocktower.store import NodeInfo
 

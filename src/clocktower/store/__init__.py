@@ -13,7 +13,7 @@ from clocktower.store.db import Database
 from clocktower.store.jobs import JobQueries
 from clocktower.store.migrate import needs_upgrade, upgrade
 from clocktower.store.output import OutputQueries
-from clocktower.store.rows import Decision, FirePlan, JobSummary, NewRun, OutputChunk
+from clocktower.store.rows import Decision, FirePlan, NewRun, OutputChunk
 from clocktower.store.runs import RunQueries, RunResult, Started
 from clocktower.store.views import ViewQueries
 
@@ -40,7 +40,6 @@ __all__ = [
     "Decision",
     "Event",
     "FirePlan",
-    "JobSummary",
     "NewRun",
     "NodeInfo",
     "OutputChunk",

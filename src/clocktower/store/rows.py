@@ -72,22 +72,6 @@ class OutputChunk:
     lines: list[tuple[float, str, str]]  # (epoch seconds, stream, text)
 
 
-@dataclass(slots=True)
-class JobSummary:
-    """What a listing shows next to a job: its last result and recent record."""
-
-    job_id: str
-    last_run: Run | None
-    recent: list[Run]  # newest first, finished runs only
-
-    @property
-    def success_rate(self) -> float | None:
-        done = [r for r in self.recent if r.state not in (RunState.SKIPPED, RunState.MISSED)]
-        if not done:
-            return None
-        return sum(r.state is RunState.SUCCEEDED for r in done) / len(done)
-
-
 class SpecCache:
     """Parsed definitions by (job, version, last update): reading a stored spec
     back into a `JobSpec` costs far more than the query that fetched it, and

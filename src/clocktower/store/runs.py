@@ -34,7 +34,6 @@ from clocktower.store.db import Database
 from clocktower.store.output import Line, Output
 from clocktower.store.rows import (
     Decision,
-    JobSummary,
     NewRun,
     new_run_values,
     run_from_row,
@@ -504,31 +503,6 @@ class RunQueries:
             query = query.where(runs.c.node == node)
         with self.db.read() as conn:
             return [run_from_row(r) for r in conn.execute(query).mappings()]
-
-    def summaries(self, job_ids: Sequence[str], *, recent: int = 20) -> dict[str, JobSummary]:
-        """Each job's last finished run and its `recent` latest finished runs."""
-        out = {job_id: JobSummary(job_id, None, []) for job_id in job_ids}
-        if not job_ids:
-            return out
-        ranked = (
-            select(
-                runs,
-                func.row_number()
-                .over(partition_by=runs.c.job_id, order_by=runs.c.id.desc())
-                .label("rank"),
-            )
-            .where(runs.c.job_id.in_(job_ids), runs.c.state.in_(FINAL))
-            .subquery()
-        )
-        query = select(ranked).where(ranked.c.rank <= recent).order_by(ranked.c.id.desc())
-        with self.db.read() as conn:
-            for row in conn.execute(query).mappings():
-                summary = out[row["job_id"]]
-                run = run_from_row(row)
-                summary.recent.append(run)
-                if summary.last_run is None:
-                    summary.last_run = run
-        return out
 
     def next_due_run(self) -> datetime | None:
         """The earliest instant a waiting run may start or an active lease ends."""
