@@ -76,8 +76,9 @@ def apply_file(service: Service, file_jobs: FileJobs | None) -> ReconcileReport 
 
 def mark_broken_jobs(service: Service) -> None:
     """Jobs whose Python target no longer imports are kept, marked broken and
-    reported; a job that imports again is cleared."""
-    for job in service.store.list_jobs():
+    reported; a job that imports again is cleared. Only Python jobs are read:
+    a store of a million command jobs must not be parsed before the first tick."""
+    for job in service.store.list_jobs(kind="python"):
         reason = service.broken_reason(job.spec)
         if reason == job.broken:
             continue
