@@ -2,7 +2,7 @@
 
 Each command is a short `@app.command()` function that parses its options,
 calls the layer below and renders the result: a Rich table in a terminal,
-JSON with `--json`. Errors are one line on stderr and exit code 2.
+JSON with `--json` (the REST API's shapes). Errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
