@@ -86,6 +86,11 @@ class Outcome:
     permanent: bool = False  # retrying cannot help (bad URL, import error, …)
     result: Any = None  # JSON-able: a python return value, a workflow summary
 
+    @classmethod
+    def failed(cls, error: str, *, permanent: bool = False) -> Outcome:
+        """A failure before or around the target, with whether retrying can help."""
+        return cls(RunState.FAILED, error=error, permanent=permanent)
+
 
 class Executor(Protocol):
     """Runs one kind of target.

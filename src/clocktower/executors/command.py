@@ -54,10 +54,6 @@ def outcome_of(ending: Ending, time_limit: float) -> Outcome:
     return Outcome(RunState.FAILED, exit_code=code, error=describe_exit(code))
 
 
-def _failed(error: str, *, permanent: bool) -> Outcome:
-    return Outcome(RunState.FAILED, error=error, permanent=permanent)
-
-
 class CommandExecutor:
     kind = "command"
 
@@ -75,10 +71,10 @@ class CommandExecutor:
         try:
             env = command_env(target, ctx)
         except ExpansionError as exc:
-            return _failed(str(exc), permanent=True)
+            return Outcome.failed(str(exc), permanent=True)
         problem = prepare_artifacts(Path(ctx.artifacts_dir))
         if problem is not None:
-            return _failed(problem, permanent=False)
+            return Outcome.failed(problem, permanent=False)
         try:
             child, _ = await Child.start(
                 [SHELL, "-c", target.command],
@@ -89,7 +85,7 @@ class CommandExecutor:
                 memory_limit=target.memory_limit,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            return _failed(_start_error(exc, target), permanent=True)
+            return Outcome.failed(_start_error(exc, target), permanent=True)
         try:
             ending = await child.run(timeout, kill_grace, lambda text: sink.write("log", text))
         finally:

@@ -158,10 +158,6 @@ def _judge(target: HttpTarget, response: _Response) -> Outcome:
     return Outcome(RunState.SUCCEEDED, http_status=status, result=_json_result(response))
 
 
-def _failed(error: str, *, permanent: bool) -> Outcome:
-    return Outcome(RunState.FAILED, error=error, permanent=permanent)
-
-
 class HttpExecutor:
     kind = "http"
 
@@ -180,7 +176,7 @@ class HttpExecutor:
         try:
             args = _request_args(target, ctx)
         except _Permanent as exc:
-            return _failed(str(exc), permanent=True)
+            return Outcome.failed(str(exc), permanent=True)
         timer = asyncio.timeout(timeout)
         try:
             async with timer:
@@ -192,9 +188,9 @@ class HttpExecutor:
         except httpx.TimeoutException:
             return timed_out
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, UnicodeEncodeError) as exc:
-            return _failed(f"invalid request: {_describe(exc)}", permanent=True)
+            return Outcome.failed(f"invalid request: {_describe(exc)}", permanent=True)
         except httpx.TransportError as exc:
-            return _failed(f"request failed: {_describe(exc)}", permanent=False)
+            return Outcome.failed(f"request failed: {_describe(exc)}", permanent=False)
         sink.write("log", _status_line(response.status, response.reason))
         _write_body(response, sink)
         return _judge(target, response)

@@ -135,13 +135,9 @@ async def _call(
     return value
 
 
-def _failed(error: str, *, permanent: bool = False) -> Outcome:
-    return Outcome(RunState.FAILED, error=error, permanent=permanent)
-
-
 def _raised(exc: BaseException, sink: OutputSink) -> Outcome:
     sink.write("stderr", traceback_tail(exc))
-    return _failed(describe(exc))
+    return Outcome.failed(describe(exc))
 
 
 def _returned(value: Any, sink: OutputSink) -> Outcome:
@@ -170,7 +166,7 @@ async def _run_here(
             args, kwargs = arguments(fn, target.args, target.kwargs, ctx)
             value = await _call(fn, args, kwargs, name)
     except TargetError as exc:
-        return _failed(str(exc), permanent=True)
+        return Outcome.failed(str(exc), permanent=True)
     except asyncio.CancelledError:
         ctx.request_stop()
         if fn is not None and not is_async(fn):
@@ -209,10 +205,10 @@ class PythonExecutor:
         try:
             env = expand_env(ctx.env, os.environ)
         except ExpansionError as exc:
-            return _failed(str(exc), permanent=True)
+            return Outcome.failed(str(exc), permanent=True)
         problem = prepare_artifacts(Path(ctx.artifacts_dir))
         if problem is not None:
-            return _failed(problem)
+            return Outcome.failed(problem)
         if target.isolation == "process":
             return await run_in_process(
                 target, ctx, env, sink, time_limit=timeout, kill_grace=kill_grace
