@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -134,3 +135,16 @@ def clean_up_when_stopped(ctx: RunContext) -> None:
         time.sleep(30)
     finally:
         (ctx.artifacts_dir / "cleanup.txt").write_text(f"stop requested: {ctx.should_stop()}")
+
+
+EVENTS: dict[str, threading.Event] = {}
+
+
+def wait_for_event(name: str) -> None:
+    """Blocks, ignoring should_stop(), until the test sets the event."""
+    EVENTS[name].wait(10)
+
+
+def which_thread() -> tuple[str, int | None]:
+    thread = threading.current_thread()
+    return thread.name, thread.ident

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -125,6 +126,15 @@ async def test_artifacts(fire: FireContext, sink: RecordingSink, mode: str) -> N
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_function_that_keeps_no_files_gets_no_artifacts_folder(
+    fire: FireContext, sink: RecordingSink, mode: str
+) -> None:
+    outcome = await run("hello", fire, sink, mode)
+    assert outcome.state is RunState.SUCCEEDED
+    assert not fire.artifacts_dir.exists()
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_result_that_is_not_json_is_dropped(
     fire: FireContext, sink: RecordingSink, mode: str
 ) -> None:
@@ -159,6 +169,32 @@ async def test_a_timed_out_thread_is_asked_to_stop_and_abandoned(
     await _thread_ends("clocktower-nightly-42")
 
 
+async def test_an_abandoned_thread_does_not_hold_up_the_next_call(
+    make_fire: MakeFire, sink: RecordingSink
+) -> None:
+    stuck = make_fire(run_id=1)
+    release = threading.Event()
+    target = PythonTarget(call("wait_for_event"), kwargs={"name": "test-release"})
+    pytargets.EVENTS["test-release"] = release
+    try:
+        outcome = await run(target, stuck, sink, limit=TIMEOUT)
+        assert outcome.state is RunState.TIMED_OUT
+        # The first call still holds its thread; the next one runs all the same.
+        follower = await run("hello", make_fire(run_id=2), sink)
+        assert follower.state is RunState.SUCCEEDED
+    finally:
+        release.set()
+
+
+async def test_a_sync_function_runs_in_a_thread_named_after_its_run(
+    make_fire: MakeFire, sink: RecordingSink
+) -> None:
+    for run_id in range(1, 6):
+        outcome = await run("which_thread", make_fire(run_id=run_id), sink)
+        name, _ = outcome.result
+        assert name == f"clocktower-nightly-{run_id}"  # named after the run it serves
+
+
 async def test_an_async_function_is_cancelled_on_timeout(
     fire: FireContext, sink: RecordingSink
 ) -> None:
@@ -179,10 +215,12 @@ async def test_an_abandoned_thread_cannot_write_into_the_ended_run(
 
 
 async def _thread_ends(name: str) -> None:
-    threads = [thread for thread in threading.enumerate() if thread.name == name]
-    for thread in threads:
-        await asyncio.to_thread(thread.join, 5)
-        assert not thread.is_alive()
+    """Wait until the abandoned call returns: its worker thread then goes idle
+    under another name (or ends)."""
+    deadline = time.monotonic() + 5
+    while any(thread.name == name for thread in threading.enumerate()):
+        assert time.monotonic() < deadline, f"the call in thread {name!r} did not return"
+        await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- process mode

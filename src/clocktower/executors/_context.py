@@ -63,10 +63,18 @@ class RunContext:
     trigger: TriggerKind
     payload: Any
     env: Mapping[str, str]
-    artifacts_dir: Path  # files written here are kept with the run
+    _artifacts: Path = field(repr=False)
     log: logging.Logger = field(repr=False)
     _report: ProgressFn = field(repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """The folder whose files are kept with the run; created when first asked
+        for (most runs leave no files, and a folder per run costs more than a
+        short function)."""
+        self._artifacts.mkdir(parents=True, exist_ok=True)
+        return self._artifacts
 
     def progress(self, done: float, total: float | None = None) -> None:
         self._report(float(done), None if total is None else float(total))
@@ -94,7 +102,7 @@ class RunContext:
             trigger=fire.trigger,
             payload=fire.payload,
             env=dict(env),
-            artifacts_dir=Path(fire.artifacts_dir),
+            _artifacts=Path(fire.artifacts_dir),
             log=run_logger(fire.job_id, write_log),
             _report=report,
         )

@@ -2,7 +2,8 @@
 
 Async functions are awaited on the server's event loop; a timeout or a
 cancellation interrupts them at their next `await`. Sync functions run in a
-thread of their own. A thread cannot be stopped from outside: on timeout or
+worker thread, which is reused between calls and never shared with anything
+else (`_threads`). A thread cannot be stopped from outside: on timeout or
 cancellation the run ends at once (timed out / cancelled), `ctx.should_stop()`
 turns true, and the thread is abandoned, still running, until the function
 returns. Jobs that need a hard timeout or a memory cap use
@@ -20,14 +21,14 @@ import contextlib
 import contextvars
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from clocktower.executors._context import RunContext
 from clocktower.executors._env import ExpansionError, expand_env
-from clocktower.executors._process import format_seconds, prepare_artifacts
+from clocktower.executors._process import format_seconds
 from clocktower.executors._pycall import (
     TargetError,
     arguments,
@@ -39,6 +40,7 @@ from clocktower.executors._pycall import (
     traceback_tail,
 )
 from clocktower.executors._pyprocess import run_in_process
+from clocktower.executors._threads import Workers
 from clocktower.executors.base import FireContext, Outcome, OutputSink
 from clocktower.model import PythonTarget, RunState, Target
 
@@ -90,15 +92,13 @@ class _LoopBridge:
             fn(*args)
 
 
+_WORKERS = Workers()
+
+
 async def _in_thread(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], name: str
 ) -> Any:
-    """Call `fn` in a new daemon thread and await its result.
-
-    Not `asyncio.to_thread`: an abandoned call would hold one of the loop's
-    default executor threads for good, and those are shared with DNS lookups
-    and every other `to_thread` in the server.
-    """
+    """Call `fn` in a worker thread (see `_threads`) and await its result."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -111,17 +111,28 @@ async def _in_thread(
         else:
             future.set_exception(error)
 
-    def work() -> None:
-        value, error = None, None
-        try:
-            value = context.run(fn, *args, **kwargs)
-        except BaseException as exc:  # handed to the awaiting task, which decides
-            error = exc
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, value, error)
+    outcome: list[Any] = [None, None]  # the value, or the exception raised
 
-    threading.Thread(target=work, name=name, daemon=True).start()
+    def work() -> None:
+        try:
+            outcome[0] = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            outcome[1] = exc
+
+    def then() -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, outcome[0], outcome[1])
+
+    _WORKERS.submit(work, then, name)
     return await future
+
+
+async def _resolve(call: str) -> Callable[..., Any]:
+    """The target's function; imported in a thread the first time (imports may
+    be slow), found directly once its module is loaded."""
+    if call.partition(":")[0] in sys.modules:
+        return resolve(call)
+    return await asyncio.to_thread(resolve, call)
 
 
 async def _call(
@@ -162,7 +173,7 @@ async def _run_here(
     fn: Callable[..., Any] | None = None
     try:
         async with timer:
-            fn = await asyncio.to_thread(resolve, target.call)  # imports may be slow
+            fn = await _resolve(target.call)
             args, kwargs = arguments(fn, target.args, target.kwargs, ctx)
             value = await _call(fn, args, kwargs, name)
     except TargetError as exc:
@@ -206,9 +217,6 @@ class PythonExecutor:
             env = expand_env(ctx.env, os.environ)
         except ExpansionError as exc:
             return Outcome.failed(str(exc), permanent=True)
-        problem = prepare_artifacts(Path(ctx.artifacts_dir))
-        if problem is not None:
-            return Outcome.failed(problem)
         if target.isolation == "process":
             return await run_in_process(
                 target, ctx, env, sink, time_limit=timeout, kill_grace=kill_grace
