@@ -145,7 +145,9 @@ async def _first_run_running(store: Store, clock: Any, tmp_path: Path, **policy:
     return engine, first
 
 
-async def test_overlap_skip_records_a_skipped_run(store: Store, clock: Any, tmp_path: Path) -> None:
+async def test_overlap_skip_records_a_skipped_run(
+    store: Store, clock: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     engine, first = await _first_run_running(store, clock, tmp_path)
     (second,) = await step(engine, wait=False)
     await asyncio.sleep(0)
@@ -156,6 +158,8 @@ async def test_overlap_skip_records_a_skipped_run(store: Store, clock: Any, tmp_
     skipped = store.get_run(second.id)
     assert skipped.state is RunState.SKIPPED
     assert f"previous run {first.id} still running" in (skipped.error or "")
+    said = f"run {second.id} of slow skipped: previous run {first.id} still running"
+    assert any(r.getMessage().startswith(said) for r in caplog.records)  # the node's log says why
     engine.cancel_local(first.id, "test over")
     await settle(engine)
     assert store.get_run(first.id).state is RunState.CANCELLED

@@ -223,6 +223,8 @@ class Engine:
 
     def _start_written(self, claimed: list[Started], reserved: int) -> None:
         """Runs the writer claimed and started at once; unused slots go back."""
+        for started in claimed:
+            _log_not_started(started)
         runs = [s for s in claimed if s.started]
         self._slots_held -= reserved - len(runs)
         for started in runs:
@@ -249,6 +251,8 @@ class Engine:
             if execution.started is None:
                 await self._wait_until(run.due_at or run.scheduled_for)
                 execution.started = await self._request_start(execution)
+                if execution.started is not None:
+                    _log_not_started(execution.started)
             if execution.running:
                 await self._run_started(execution)
         except asyncio.CancelledError:
@@ -450,3 +454,14 @@ class Engine:
             return True
         success = self.store.last_success(upstream)
         return bool(success and success.finished_at and success.finished_at > since)
+
+
+def _log_not_started(started: Started) -> None:
+    """Say why a run whose instant came did not start (skipped or queued)."""
+    run = started.run
+    if started.started:
+        return
+    if run.state is RunState.SKIPPED:
+        log.warning("run %s of %s skipped: %s", run.id, run.job_id, run.error)
+    elif run.state is RunState.SCHEDULED:
+        log.info("run %s of %s queued behind the job's running run", run.id, run.job_id)
