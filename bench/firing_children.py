@@ -52,13 +52,10 @@ def memory() -> dict[str, float]:
 
 def clocktower(params: dict[str, Any]) -> None:
     from clocktower.engine import Loop
-    from clocktower.node import serve
+    from clocktower.node import configure_logging, serve
     from clocktower.service import Service
 
-    logging.basicConfig(
-        level=params.get("log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(params.get("log_level", "INFO"))  # as `clocktower serve` logs
     options = node_options(params)
 
     async def report_ready(_service: Service, loop: Loop) -> None:
@@ -88,10 +85,9 @@ def node_options(params: dict[str, Any]) -> Any:
 def clocktower_loop(params: dict[str, Any]) -> None:
     """The engine and its loop, as `serve` runs them, without what `serve` does
     before (applying a config file, checking every job's Python target)."""
-    logging.basicConfig(
-        level=params.get("log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from clocktower.node import configure_logging
+
+    configure_logging(params.get("log_level", "INFO"))  # as `clocktower serve` logs
     asyncio.run(_clocktower_loop(params))
 
 

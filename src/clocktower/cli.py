@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import logging
 import re
 import time
 import tomllib
@@ -29,7 +28,7 @@ from rich.table import Table
 from clocktower import cli_render
 from clocktower.config import Config, ConfigError, load_config
 from clocktower.model import ClocktowerError, InvalidSpec, Job, RunState
-from clocktower.node import FileJobs, NodeOptions, open_store
+from clocktower.node import FileJobs, NodeOptions, configure_logging, open_store
 from clocktower.node import serve as serve_node
 from clocktower.service import Service
 from clocktower.triggers import Trigger, fire_times, parse_expression, readable_form
@@ -252,11 +251,7 @@ def serve(
     """Run a node: the scheduler, plus the API and dashboard on --bind."""
     cfg = load(config)
     server = cfg.server
-    logging.basicConfig(
-        level=server.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
+    configure_logging(server.log_level)
     options = NodeOptions(
         database=database or server.database,
         node_id=server.node_id,

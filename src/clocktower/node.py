@@ -9,8 +9,11 @@ their retry policy applies). A second signal interrupts them at once.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
+import logging.handlers
+import queue
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -23,6 +26,31 @@ from clocktower.service import ReconcileReport, Service
 from clocktower.store import Store
 
 log = logging.getLogger("clocktower")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The stdlib formats the message here, in the caller's thread; the
+        # listener in this process formats it instead (Clocktower logs plain
+        # values, which do not change after the call).
+        return record
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr from a thread of its own: the event loop only queues each
+    record, so a slow terminal or log pipe never holds up a run's start (the
+    stdlib's QueueHandler/QueueListener pattern)."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    listener = logging.handlers.QueueListener(records, handler)
+    root = logging.getLogger()
+    root.handlers[:] = [_Enqueue(records)]
+    root.setLevel(level.upper())
+    listener.start()
+    atexit.register(listener.stop)  # writes what is still queued
 
 
 @dataclass(frozen=True, slots=True)

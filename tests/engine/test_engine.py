@@ -424,7 +424,7 @@ async def test_priority_decides_who_goes_first_when_slots_are_scarce(
         service.create_job(job(priority=prio), job_id=name, actor="t")
     clock.set(AT3)
     engine = make_engine(store, clock, tmp_path, max_concurrent_runs=1)
-    with caplog.at_level(logging.INFO, logger="clocktower.engine"):
+    with caplog.at_level(logging.DEBUG, logger="clocktower.engine"):
         claimed = await step(engine)  # the slot freed by one run goes to the next due
         for _ in range(500):
             if all(r.state is RunState.SUCCEEDED for r in store.list_runs()):

@@ -299,7 +299,7 @@ class Engine:
         job = started.job
         if job is None:
             job = await asyncio.to_thread(self.store.get_job, run.job_id, include_deleted=True)
-        log.info(
+        log.debug(
             "run %s of %s started (%s, attempt %s, for %s)",
             run.id,
             run.job_id,
