@@ -64,9 +64,18 @@ class RunContext:
     payload: Any
     env: Mapping[str, str]
     _artifacts: Path = field(repr=False)
-    log: logging.Logger = field(repr=False)
+    _write_log: WriteFn = field(repr=False)
     _report: ProgressFn = field(repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _log: logging.Logger | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger whose records become the run's `log` output (built when
+        first used: most functions never log)."""
+        if self._log is None:
+            self._log = run_logger(self.job_id, self._write_log)
+        return self._log
 
     @property
     def artifacts_dir(self) -> Path:
@@ -103,7 +112,7 @@ class RunContext:
             payload=fire.payload,
             env=dict(env),
             _artifacts=Path(fire.artifacts_dir),
-            log=run_logger(fire.job_id, write_log),
+            _write_log=write_log,
             _report=report,
         )
 

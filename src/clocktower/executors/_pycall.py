@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -47,6 +48,11 @@ def _wants_context(parameter: inspect.Parameter) -> bool:
     return isinstance(annotation, str) and annotation.rpartition(".")[2] == "RunContext"
 
 
+@functools.lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def arguments(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], ctx: RunContext
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -54,7 +60,7 @@ def arguments(
     signature so a mismatch is reported before anything runs."""
     kwargs = dict(kwargs)
     try:
-        signature = inspect.signature(fn)
+        signature = _signature(fn)
     except (TypeError, ValueError):  # some builtins have none: call as configured
         return args, kwargs
     for parameter in signature.parameters.values():

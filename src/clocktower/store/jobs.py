@@ -17,6 +17,7 @@ from clocktower.store.schema import jobs, runs
 
 LIVE = jobs.c.deleted_at.is_(None)
 HAS_AFTER = text(schema.HAS_AFTER)  # as written in the partial index, so that it is used
+_WITH_AFTER = select(jobs).where(LIVE, HAS_AFTER)  # built once: building costs more than running
 # A job row without its definition: parsing a definition costs more than
 # reading it, and the store keeps the parsed ones (`SpecCache`).
 BARE = [column for column in jobs.c if column.name != "spec"]
@@ -102,7 +103,7 @@ class JobQueries:
     def _dependents_of(self, conn: Connection, job_ids: Iterable[str]) -> dict[str, list[Job]]:
         wanted = set(job_ids)
         found: dict[str, list[Job]] = {}
-        for row in conn.execute(select(jobs).where(LIVE, HAS_AFTER)).mappings():
+        for row in conn.execute(_WITH_AFTER).mappings():
             upstream = wanted.intersection(row["after"].strip(",").split(","))
             if not upstream:
                 continue
