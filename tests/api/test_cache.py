@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 
 from clocktower.api.cache import StampedCache
 from clocktower.service import Service
-from clocktower.store import Store
+from clocktower.store import NodeInfo, Store
 from tests.api.helpers import app_for, client_for
 
 
@@ -51,6 +52,37 @@ async def test_a_cached_answer_is_never_older_than_the_store(
     changed = (await api.get("/api/v1/jobs")).json()
     assert [j["paused"] for j in changed["jobs"]] == [True]
     assert cache.hits == 1
+
+
+def node(name: str, at: datetime) -> NodeInfo:
+    return NodeInfo(name, "host", 1, "0", started_at=at, heartbeat_at=at, stopped_at=None)
+
+
+async def test_the_nodes_own_heartbeat_keeps_cached_answers_but_a_change_does_not(
+    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient]
+) -> None:
+    app, api = api_for_sqlite
+    cache = app.state.ctx.bodies
+    await api.get("/api/v1/jobs")
+    now = datetime.now(UTC)
+    for beat in range(3):  # the loop's heartbeat, every few seconds
+        sqlite_store.heartbeat(node("here", now + timedelta(seconds=beat)))
+        await api.get("/api/v1/jobs")
+    assert cache.hits == 3 and cache.misses == 1
+    assert [n.heartbeat_at for n in sqlite_store.list_nodes()] == [now + timedelta(seconds=2)]
+
+    Service(sqlite_store).pause("nightly", actor="t")  # through the same store
+    paused = (await api.get("/api/v1/jobs")).json()
+    assert [j["paused"] for j in paused["jobs"]] == [True]
+    assert cache.misses == 2
+
+    other = Store(sqlite_store.url)  # another node on the same file
+    try:
+        other.heartbeat(node("there", now))
+    finally:
+        other.close()
+    await api.get("/api/v1/jobs")
+    assert cache.misses == 3  # its commits are any other connection's
 
 
 async def test_nothing_is_cached_when_the_store_cannot_tell_changes(

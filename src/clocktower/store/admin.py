@@ -62,8 +62,10 @@ class AdminQueries:
             "stopped_at": node.stopped_at,
         }
         stmt = self.db.insert(nodes).values(id=node.id, **values)
-        with self.db.write() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+        upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
+        if not self.db.write_unseen(upsert):
+            with self.db.write() as conn:
+                conn.execute(upsert)
 
     def list_nodes(self) -> list[NodeInfo]:
         with self.db.read() as conn:

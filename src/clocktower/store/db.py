@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from clocktower.model import InvalidSpec
 from clocktower.store.rows import SpecCache
@@ -74,6 +74,9 @@ class Database:
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
         self.specs = SpecCache()  # job definitions as parsed from this database's rows
+        self._watcher: _ChangeWatcher | None = None
+        self._watcher_lock = threading.Lock()
+        self._closed = False
 
     @property
     def sqlite_path(self) -> str | None:
@@ -81,7 +84,7 @@ class Database:
             return None
         return make_url(self.url).database or None
 
-    def _sqlite_engine(self, pool_size: int) -> Engine:
+    def _sqlite_engine(self, pool_size: int, *, single: bool = False) -> Engine:
         path = make_url(self.url).database
         if not path or path == ":memory:":
             raise InvalidSpec(
@@ -96,13 +99,17 @@ class Database:
         # isolation_level=None hands transaction control to the events below,
         # so writers can take the lock up front with BEGIN IMMEDIATE; a
         # connection is used by one thread at a time, whichever checked it out.
-        engine = create_engine(
-            self.url,
-            poolclass=QueuePool,
-            pool_size=pool_size,
-            max_overflow=10,
-            connect_args={"timeout": 30, "isolation_level": None, "check_same_thread": False},
-        )
+        connect_args = {"timeout": 30, "isolation_level": None, "check_same_thread": False}
+        if single:  # one connection for good (the change watcher's)
+            engine = create_engine(self.url, poolclass=StaticPool, connect_args=connect_args)
+        else:
+            engine = create_engine(
+                self.url,
+                poolclass=QueuePool,
+                pool_size=pool_size,
+                max_overflow=10,
+                connect_args=connect_args,
+            )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
@@ -131,8 +138,73 @@ class Database:
         if self.caps.notify:
             conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
+    def change_stamp(self) -> int | None:
+        """On SQLite, `PRAGMA data_version` read on a connection of its own: any
+        commit by any other connection of any process moves it. None elsewhere."""
+        watcher = self._change_watcher()
+        return watcher.stamp() if watcher is not None else None
+
+    def write_unseen(self, statement: Executable) -> bool:
+        """Write `statement` without moving this process's change stamp (False:
+        this store has no stamp; write it as usual). Only for what no cached
+        answer shows: the node's heartbeat, which would otherwise make every
+        cached page stale every few seconds."""
+        watcher = self._change_watcher()
+        if watcher is None:
+            return False
+        with self._writers:
+            watcher.write(statement)
+        return True
+
+    def _change_watcher(self) -> _ChangeWatcher | None:
+        if self.dialect != "sqlite" or self._closed:
+            return None
+        with self._watcher_lock:
+            if self._watcher is None:
+                self._watcher = _ChangeWatcher(self._sqlite_engine(1, single=True))
+            return self._watcher
+
     def dispose(self) -> None:
+        self._closed = True
+        with self._watcher_lock:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
         self.engine.dispose()
+
+
+class _ChangeWatcher:
+    """One SQLite connection, outside the store's pool, whose `data_version` is the
+    store's change stamp. A connection's own commits do not move its
+    `data_version`, which is what `write` relies on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = engine.connect()
+        self._lock = threading.Lock()
+
+    def stamp(self) -> int | None:
+        with self._lock:
+            if self._conn is None:
+                return None
+            raw = self._conn.connection.dbapi_connection
+            assert raw is not None
+            return int(raw.execute("PRAGMA data_version").fetchone()[0])
+
+    def write(self, statement: Executable) -> None:
+        with self._lock:
+            if self._conn is None:
+                raise RuntimeError("the store is closed")
+            conn = self._conn.execution_options(clocktower_write=True)  # BEGIN IMMEDIATE
+            with conn.begin():
+                conn.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+                self._engine.dispose()
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

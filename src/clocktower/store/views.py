@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sqlite3
-import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +22,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    event,
     exists,
     func,
     or_,
@@ -142,30 +138,6 @@ def _latest_outcomes(dialect: str, count: int, per_job: int) -> CompoundSelect[A
     return union_all(*(select(part) for part in latest))
 
 
-class _ChangeWatcher:
-    """One read-only SQLite connection per store, closed with the store's engine."""
-
-    def __init__(self, db: Database, path: str) -> None:
-        self._conn: sqlite3.Connection | None = sqlite3.connect(path, check_same_thread=False)
-        self._lock = threading.Lock()
-        event.listen(db.engine, "engine_disposed", lambda _engine: self.close())
-
-    def stamp(self) -> int | None:
-        with self._lock:
-            if self._conn is None:
-                return None
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
-_watchers: weakref.WeakKeyDictionary[Database, _ChangeWatcher] = weakref.WeakKeyDictionary()
-
-
 def _job_row(row: Any) -> JobRow:
     return JobRow(
         id=row.id,
@@ -211,17 +183,10 @@ class ViewQueries:
     # ------------------------------------------------------------------ changes
 
     def change_stamp(self) -> int | None:
-        """A number that moves whenever anything commits to the store, or None
-        where that cannot be told cheaply (PostgreSQL). On SQLite it is
-        `PRAGMA data_version` read on a connection of its own, which never
-        writes: every commit, by any connection of any process, moves it."""
-        path = self.db.sqlite_path
-        if path is None:
-            return None
-        watcher = _watchers.get(self.db)
-        if watcher is None:
-            watcher = _watchers.setdefault(self.db, _ChangeWatcher(self.db, path))
-        return watcher.stamp()
+        """A number that moves whenever something the caches show is committed
+        to the store, or None where that cannot be told cheaply (PostgreSQL).
+        See `Database.change_stamp`."""
+        return self.db.change_stamp()
 
     def probe(self) -> None:
         """Raise unless the store answers a query on its own tables. A SQLite
