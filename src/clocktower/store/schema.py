@@ -7,6 +7,7 @@ hands back aware datetimes either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,13 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on both databases; naive input is refused."""
+    """An aware UTC datetime on both databases; naive input is refused.
+
+    On SQLite the value is text in SQLAlchemy's format (`2024-03-10
+    03:00:00.000000`, which sorts as time does). Converting it is done here
+    with `datetime.fromisoformat` instead of SQLAlchemy's regular expression:
+    a page of 50 runs has 350 datetimes, and parsing them cost more than
+    reading the rows."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -55,6 +62,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            stored = self.process_bind_param(value, dialect)
+            return None if stored is None else stored.isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return from_text
 
 
 naming = {
