@@ -80,7 +80,7 @@ async def list_runs(
             limit=limit,
         )
         following = runs[-1].id if len(runs) == limit else None
-        return RunList(runs=[run_out(r) for r in runs], next_before=following)
+        return RunList.model_construct(runs=[run_out(r) for r in runs], next_before=following)
 
     return await cached_json(request, build)
 

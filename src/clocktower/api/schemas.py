@@ -339,11 +339,13 @@ def progress_of(run: Run) -> Progress | None:
     percent = None
     if total:
         percent = max(0.0, min(100.0, 100.0 * run.progress_done / total))
-    return Progress(done=run.progress_done, total=total, percent=percent)
+    return Progress.model_construct(done=run.progress_done, total=total, percent=percent)
 
 
 def run_out(run: Run) -> RunOut:
-    return RunOut(
+    # model_construct: the values come from the store, already typed as the
+    # schema says, and validating them again cost more than reading them.
+    return RunOut.model_construct(
         id=run.id,
         job_id=run.job_id,
         state=str(run.state),
