@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from clocktower.model import RunState
+from clocktower.model import Run, RunState, TriggerKind
 from clocktower.service import Service
 from clocktower.store import Store
 from clocktower.store.views import Outcome
 from clocktower.web.calendar import build_week
-from clocktower.web.present import duration, relative, sparkline, when
+from clocktower.web.present import duration, history_chart, relative, sparkline, when
 from tests.conftest import FakeClock
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)  # a Monday
@@ -43,12 +43,29 @@ def outcome(run_id: int, state: RunState, took: float) -> Outcome:
     return Outcome(run_id, "j", state, NOW + timedelta(seconds=took), took)
 
 
-def test_sparkline_escapes_and_colours_by_state() -> None:
-    svg = str(sparkline([outcome(2, RunState.FAILED, 4), outcome(1, RunState.SUCCEEDED, 2)]))
-    assert svg.count("<rect") == 2
+def test_sparkline_colours_by_state_and_sums_up() -> None:
+    runs = [outcome(3, RunState.FAILED, 4), outcome(2, RunState.SUCCEEDED, 2)]
+    svg = str(sparkline([*runs, outcome(1, RunState.SUCCEEDED, 1)]))
+    assert svg.count('<path class="ok"') == 1 and svg.count('<path class="bad"') == 1
     assert svg.index('class="ok"') < svg.index('class="bad"')  # oldest on the left
-    assert "run 2: failed in 4.0s" in svg
+    # two bars of one colour in one path; the failed one is the tallest (4 s of 22 px)
+    assert svg.count("z") == 3 and 'class="bad" d="M20.0 0.0h8.0v22.0h-8.0z"' in svg
+    assert "<title>last 3 runs: 2 succeeded, 1 failed; longest 4.0s</title>" in svg
     assert "no runs yet" in str(sparkline([]))
+
+
+def test_history_chart_has_a_tooltip_per_run() -> None:
+    def run(run_id: int, state: RunState, took: float) -> Run:
+        return Run(
+            run_id, "j", NOW, TriggerKind.SCHEDULE, state, started_at=NOW,
+            finished_at=NOW + timedelta(seconds=took),
+        )  # fmt: skip
+
+    running = Run(4, "j", NOW, TriggerKind.SCHEDULE, RunState.RUNNING, started_at=NOW)
+    svg = str(history_chart([running, run(3, RunState.FAILED, 4), run(2, RunState.SUCCEEDED, 2)]))
+    assert svg.count("<rect") == 2  # finished runs only
+    assert svg.index("run 2: succeeded in 2.0s") < svg.index("run 3: failed in 4.0s")
+    assert "no runs yet" in str(history_chart([running]))
 
 
 def test_the_week_ahead(store: Store, clock: FakeClock) -> None:

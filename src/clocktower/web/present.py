@@ -6,6 +6,7 @@ filters and globals. Markup built here escapes every value it interpolates.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -91,37 +92,63 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-def sparkline(outcomes: Sequence[Outcome], *, width: int = 100, height: int = 22) -> Markup:
-    """Bars of the latest runs' durations, oldest on the left, coloured by state.
-
-    Built with plain formatting (a jobs page draws a thousand bars): every
-    value interpolated is a number, a run state or a formatted duration, none
-    of which can hold markup."""
-    runs = list(reversed(outcomes))
-    if not runs:
-        return Markup('<span class="muted">no runs yet</span>')
+def _bars(
+    runs: Sequence[Outcome], width: int, height: int
+) -> list[tuple[str, float, float, float, float]]:
+    """(colour, x, y, width, height) of each run's bar, oldest on the left."""
     longest = max((r.duration or 0.0) for r in runs) or 1.0
     step = width / max(len(runs), 10)
     bars = []
     for i, run in enumerate(runs):
         h = max(2.0, height * (run.duration or 0.0) / longest)
-        title = f"run {run.id}: {run.state} in {duration(run.duration)}"
-        bars.append(
-            f'<rect class="{state_class(run.state)}" x="{i * step:.1f}" y="{height - h:.1f}" '
-            f'width="{step * 0.8:.1f}" height="{h:.1f}"><title>{title}</title></rect>'
-        )
+        bars.append((state_class(run.state), i * step, height - h, step * 0.8, h))
+    return bars
+
+
+def sparkline(outcomes: Sequence[Outcome], *, width: int = 100, height: int = 22) -> Markup:
+    """The jobs table's bars of the latest runs' durations, oldest on the left,
+    coloured by state: one path per colour and one summary for the whole
+    (a page of jobs draws a thousand bars; per-bar detail is on the job's page).
+
+    Built with plain formatting: every value interpolated is a number, a run
+    state or a formatted duration, none of which can hold markup."""
+    runs = list(reversed(outcomes))
+    if not runs:
+        return Markup('<span class="muted">no runs yet</span>')
+    paths: dict[str, list[str]] = {}
+    for colour, x, y, w, h in _bars(runs, width, height):
+        paths.setdefault(colour, []).append(f"M{x:.1f} {y:.1f}h{w:.1f}v{h:.1f}h-{w:.1f}z")
+    states = Counter(str(run.state) for run in runs)
+    longest = max((r.duration or 0.0) for r in runs)
+    summary = (
+        f"last {len(runs)} runs: {', '.join(f'{n} {s}' for s, n in states.most_common())}; "
+        f"longest {duration(longest)}"
+    )
+    body = "".join(f'<path class="{colour}" d="{"".join(d)}"/>' for colour, d in paths.items())
     return Markup(
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="durations of the last {len(runs)} runs">{"".join(bars)}</svg>'
+        f'role="img" aria-label="{summary}"><title>{summary}</title>{body}</svg>'
     )
 
 
 def history_chart(runs: Sequence[Run], *, width: int = 600, height: int = 80) -> Markup:
-    """The bigger chart on a job's page: one bar per run, newest on the right."""
+    """The bigger chart on a job's page: one bar per run, newest on the right,
+    each with its own tooltip."""
     outcomes = [
         Outcome(r.id, r.job_id, r.state, r.finished_at, r.duration) for r in runs if r.state.final
     ]
-    return sparkline(outcomes, width=width, height=height)
+    ordered = list(reversed(outcomes))
+    if not ordered:
+        return Markup('<span class="muted">no runs yet</span>')
+    bars = [
+        f'<rect class="{colour}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}">'
+        f"<title>run {run.id}: {run.state} in {duration(run.duration)}</title></rect>"
+        for run, (colour, x, y, w, h) in zip(ordered, _bars(ordered, width, height), strict=True)
+    ]
+    return Markup(
+        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="durations of the last {len(ordered)} runs">{"".join(bars)}</svg>'
+    )
 
 
 def output_lines(lines: Sequence[tuple[float, str, str]]) -> Markup:
