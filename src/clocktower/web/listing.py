@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from clocktower.api.auth import Principal
 from clocktower.api.context import AppContext, get_ctx
@@ -81,8 +80,8 @@ async def jobs_rows(request: Request, me: Principal, f: JobFilters) -> tuple[str
     if found is not None:
         html, total, shown = found[0]
     else:
-        html, total, shown = await run_in_threadpool(
-            ctx.rows.get_or_build, key, lambda: _render_rows(request, me, f)
+        html, total, shown = await ctx.read(
+            lambda: ctx.rows.get_or_build(key, lambda: _render_rows(request, me, f))
         )
     return html.replace(CSRF_STAND_IN, csrf_token(request)), total, shown
 
