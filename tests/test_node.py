@@ -1,8 +1,10 @@
-"""What a node does to the stored jobs when it starts."""
+"""What a node does when it starts: the stored jobs it checks, how it logs."""
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,30 @@ def test_a_python_job_that_no_longer_imports_is_kept_and_marked_broken(
     importlib.invalidate_caches()
     mark_broken_jobs(service)
     assert store.get_job("py").broken is None
+
+
+LOGS = """
+import logging
+from clocktower.node import configure_logging
+
+configure_logging("info")
+log = logging.getLogger("clocktower.engine")
+pending = [1, 2]
+log.info("runs waiting: %s", pending)
+pending.append(3)  # after the call: the line says what was true when it was logged
+log.debug("not shown at info")
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.exception("run 7 of nightly failed inside the engine")
+"""
+
+
+def test_serve_logs_each_line_as_it_was_when_logged_with_tracebacks() -> None:
+    done = subprocess.run([sys.executable, "-c", LOGS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].endswith("INFO    clocktower.engine: runs waiting: [1, 2]")
+    assert lines[1].endswith("ERROR   clocktower.engine: run 7 of nightly failed inside the engine")
+    assert lines[-1] == "ZeroDivisionError: division by zero"
+    assert "not shown" not in done.stderr

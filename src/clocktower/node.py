@@ -32,9 +32,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 class _Enqueue(logging.handlers.QueueHandler):
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # The stdlib formats the message here, in the caller's thread; the
-        # listener in this process formats it instead (Clocktower logs plain
-        # values, which do not change after the call).
+        # The stdlib formats the whole record here, in the caller's thread.
+        # Only the message is fixed now (its arguments may change later); the
+        # listener's thread adds the time and any traceback, and writes it.
+        record.msg = record.getMessage()
+        record.args = None
         return record
 
 

@@ -130,9 +130,11 @@ async def _in_thread(
 async def _resolve(call: str) -> Callable[..., Any]:
     """The target's function; imported in a thread the first time (imports may
     be slow), found directly once its module is loaded."""
-    if call.partition(":")[0] in sys.modules:
+    module = sys.modules.get(call.partition(":")[0])
+    spec = getattr(module, "__spec__", None)
+    if module is not None and not getattr(spec, "_initializing", False):
         return resolve(call)
-    return await asyncio.to_thread(resolve, call)
+    return await asyncio.to_thread(resolve, call)  # also while another thread imports it
 
 
 async def _call(
