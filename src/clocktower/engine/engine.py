@@ -100,6 +100,7 @@ class Engine:
         self.writer.reserve = self._reserve
         self.writer.on_claimed = self._start_written
         self.writer.on_idle = lambda: self.on_change()
+        self.writer.executing = lambda: sum(1 for e in self.executions.values() if e.running)
 
     # ================================================================ units of work
 

@@ -5,7 +5,8 @@ a short run does. Runs ask the writer instead (`start`, `output`, `finish`)
 and await the answer. While one transaction is being written, the requests
 that arrive wait and go together into the next one (group commit): a quiet
 node writes at once, a busy one writes a few large transactions instead of
-many small ones. When runs ended and freed slots, the same transaction also
+many small ones; an outcome waits a millisecond for others while runs are
+still executing. When runs ended and freed slots, the same transaction also
 claims and starts runs that are already due, so a node working through a
 backlog needs no loop tick per run.
 
@@ -29,6 +30,12 @@ from clocktower.store.output import Output
 from clocktower.store.runs import Decide, Dependents, Finish, Started, Written
 
 log = logging.getLogger("clocktower.engine")
+
+# How long an outcome waits for others when runs are still executing, as
+# PostgreSQL's commit_delay: with eight no-op runs in flight, transactions
+# carry about eight outcomes instead of four (bench/firing.py (a): 2,516
+# transactions become 1,280, and the burst ends 10-20% sooner).
+GROUP_DELAY = 0.001
 
 
 @dataclass(slots=True)
@@ -86,6 +93,7 @@ class Writer:
         self.reserve: Callable[[], int] = lambda: 0
         self.on_claimed: Callable[[list[Started], int], None] = lambda started, reserved: None
         self.on_idle: Callable[[], None] = lambda: None  # nothing more due: the loop takes over
+        self.executing: Callable[[], int] = lambda: 0  # runs whose outcome is still to come
         self.refill = False  # runs may be due for slots that freed up
         self._batch = Batch()
         self._task: asyncio.Task[None] | None = None
@@ -145,6 +153,10 @@ class Writer:
         """Write batches until nothing is waiting; then end (a later request
         starts a new writer task)."""
         while True:
+            if self._batch.endings and self.executing() > 0:
+                # Other runs may end in a moment: one transaction for all of them
+                # (and for the slots they free) costs less than one each.
+                await asyncio.sleep(GROUP_DELAY)
             batch, self._batch = self._batch, Batch()
             claim = self.reserve() if self.refill else 0
             if not batch and claim <= 0:
