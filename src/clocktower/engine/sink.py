@@ -34,14 +34,12 @@ class StoreSink:
         send: Callable[[Output], Awaitable[None]],
         interval: float = 0.5,
         max_lines: int = 500,
-        on_output: Callable[[int], None] | None = None,
     ) -> None:
         self.run_id = run_id
         self.cap = cap
         self.send = send
         self.interval = interval
         self.max_lines = max_lines
-        self.on_output = on_output
         self._lock = threading.Lock()
         self._lines: list[Line] = []
         self._progress: tuple[float, float | None] | None = None
@@ -58,8 +56,7 @@ class StoreSink:
         with self._lock:
             self._lines.extend((now, stream, line) for line in text.split("\n"))
             full = len(self._lines) >= self.max_lines
-            start = not self._pumping
-            self._pumping = True
+            start = self._claim_pump()
         if start:
             self._loop.call_soon_threadsafe(self._start_pump)
         if full:
@@ -68,10 +65,14 @@ class StoreSink:
     def progress(self, done: float, total: float | None) -> None:
         with self._lock:
             self._progress = (done, total)
-            start = not self._pumping
-            self._pumping = True
+            start = self._claim_pump()
         if start:
             self._loop.call_soon_threadsafe(self._start_pump)
+
+    def _claim_pump(self) -> bool:
+        """True for the first report: its caller starts the pump (holds `_lock`)."""
+        start, self._pumping = not self._pumping, True
+        return start
 
     def _start_pump(self) -> None:
         if not self._closed and self._pump is None:
@@ -99,8 +100,6 @@ class StoreSink:
         if output is None:
             return
         await self.send(output)
-        if output.lines and self.on_output is not None:
-            self.on_output(self.run_id)
 
     async def pump(self) -> None:
         """Flush periodically until cancelled (the caller flushes once more)."""
