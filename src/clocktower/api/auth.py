@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from clocktower.api.context import AppContext, get_ctx
 from clocktower.api.errors import ApiError
@@ -141,7 +140,7 @@ def require(needed: Scope) -> Callable[..., Awaitable[Principal]]:
         principal = known_principal(ctx, hash_token(secret)) if secret else None
         if principal is None:
             local = from_this_machine(request)
-            principal = await run_in_threadpool(authenticate, ctx, secret, local=local)
+            principal = await ctx.read(lambda: authenticate(ctx, secret, local=local))
         forbid_unless(principal, needed, "this operation")
         return principal
 

@@ -56,10 +56,11 @@ class AppContext:
         return self.service.store
 
     async def read(self, build: Callable[[], T]) -> T:
-        """Run `build` (a blocking read of the store) in a worker thread, at most
-        `READERS` at a time. Reads hold the GIL for most of their time: forty
-        threads at once (the default pool) only take turns and slow each
-        other down; a few serve more requests per second."""
+        """Run `build` (a blocking read of the store: a cached answer being
+        built, a token looked up) in a worker thread, at most `READERS` at a
+        time. Reads hold the GIL for most of their time: forty threads at once
+        (the default pool) only take turns and slow each other down; a few
+        serve more requests per second."""
         if self._readers is None:  # made here: it belongs to the running event loop
             self._readers = anyio.CapacityLimiter(READERS)
         return await anyio.to_thread.run_sync(build, limiter=self._readers)

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 
 from clocktower.api.auth import Principal, known_principal
 from clocktower.api.context import AppContext, get_ctx
@@ -46,7 +45,7 @@ async def quick_viewer(request: Request) -> Principal:
     digest = read_session(ctx, request.cookies.get(SESSION_COOKIE))
     principal = known_principal(ctx, digest) if digest else None
     if principal is None:
-        principal = await run_in_threadpool(viewer, request)
+        principal = await ctx.read(lambda: viewer(request))
     return principal
 
 
