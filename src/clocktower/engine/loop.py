@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import socket
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -193,21 +192,23 @@ class Loop:
         db = self.engine.store.db
         if db.caps.notify:
             await asyncio.to_thread(self._listen_postgres, db.url)
-        elif db.caps.data_version and db.sqlite_path:
-            await self._watch_sqlite(db.sqlite_path)
+        elif db.caps.data_version:
+            await self._watch_sqlite()
 
-    async def _watch_sqlite(self, path: str) -> None:
-        conn = sqlite3.connect(path, check_same_thread=False)
-        try:
-            version = None
-            while True:
-                current = await asyncio.to_thread(_data_version, conn)
-                if version is not None and current != version:
-                    self.wake.set()
-                version = current
-                await asyncio.sleep(self.settings.watch_interval)
-        finally:
-            conn.close()
+    async def _watch_sqlite(self) -> None:
+        # The store's own change stamp: its connection is closed under a lock,
+        # so a read still running in a thread when this task is cancelled
+        # cannot meet a connection being closed under it.
+        db = self.engine.store.db
+        version = None
+        while True:
+            current = await asyncio.to_thread(db.change_stamp)
+            if current is None:  # the store is closed
+                return
+            if version is not None and current != version:
+                self.wake.set()
+            version = current
+            await asyncio.sleep(self.settings.watch_interval)
 
     def _listen_postgres(self, url: str) -> None:
         import psycopg
@@ -220,7 +221,3 @@ class Loop:
             while not self._stop_watch.is_set():
                 for _ in conn.notifies(timeout=1.0, stop_after=1):
                     self.poke()
-
-
-def _data_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA data_version").fetchone()[0])
