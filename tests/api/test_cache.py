@@ -13,8 +13,10 @@ import pytest
 from fastapi import FastAPI
 
 from clocktower.api.cache import StampedCache
+from clocktower.model import TriggerKind
 from clocktower.service import Service
-from clocktower.store import NodeInfo, Store
+from clocktower.store import NewRun, NodeInfo, Store
+from clocktower.store.schema import runs
 from tests.api.helpers import app_for, client_for
 
 
@@ -144,3 +146,73 @@ def test_the_stamp_watcher_closes_with_the_store(tmp_path: Path) -> None:
     assert store.change_stamp() is not None
     store.close()
     assert store.change_stamp() is None
+
+
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+
+
+def test_a_jobs_runs_stamp_moves_with_its_runs_only(sqlite_store: Store) -> None:
+    service = Service(sqlite_store)
+    for job_id in ("a", "b"):
+        service.create_job({"command": "x"}, job_id=job_id, actor="t")
+    stamp = sqlite_store.runs_stamp
+    assert stamp("a") == 0
+    (run,) = sqlite_store.create_runs(
+        [NewRun(job_id="a", scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
+    )
+    after_insert = stamp("a")
+    assert after_insert > 0 and stamp("b") == 0
+    sqlite_store.claim(node="n", horizon=T0, limit=1, lease_until=T0 + timedelta(seconds=30))
+    claimed = stamp("a")
+    assert claimed > after_insert
+    # Renewing a lease changes nothing a reader sees: the stamp stays.
+    assert sqlite_store.renew(node="n", run_ids=[run.id], lease_until=T0 + timedelta(minutes=5))
+    assert stamp("a") == claimed
+    sqlite_store.create_runs(
+        [NewRun(job_id="b", scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
+    )
+    assert stamp("a") == claimed
+    with sqlite3.connect(sqlite_store.db.sqlite_path or "") as other:  # another process
+        other.execute("DELETE FROM runs WHERE job_id = 'a'")
+    assert stamp("a") > claimed
+
+
+def test_every_column_a_reader_sees_moves_the_stamp(sqlite_store: Store) -> None:
+    """The update trigger names its columns: one added to `runs` later must be
+    added to it (lease_until alone is left out on purpose)."""
+    with sqlite3.connect(sqlite_store.db.sqlite_path or "") as conn:
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'runs_stamp_update'"
+        ).fetchone()
+    named = sql.split(" OF ", 1)[1].split(" ON runs", 1)[0]
+    watched = {name.strip() for name in named.split(",")}
+    assert watched == {c.name for c in runs.columns} - {"id", "lease_until"}
+
+
+async def test_a_jobs_cached_runs_outlive_changes_to_other_jobs(
+    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient]
+) -> None:
+    app, api = api_for_sqlite
+    cache = app.state.ctx.bodies
+    Service(sqlite_store).create_job({"command": "x"}, job_id="other", actor="t")
+    sqlite_store.create_runs(
+        [NewRun(job_id="nightly", scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
+    )
+    first = (await api.get("/api/v1/runs", params={"job": "nightly"})).json()
+    assert [r["state"] for r in first["runs"]] == ["scheduled"]
+    path = sqlite_store.db.sqlite_path or ""
+
+    # Another process adds a run of another job: the answer is kept.
+    sqlite_store.create_runs(
+        [NewRun(job_id="other", scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
+    )
+    hits = cache.hits
+    assert (await api.get("/api/v1/runs", params={"job": "nightly"})).json() == first
+    assert cache.hits == hits + 1
+
+    # Another process changes one of this job's runs: the answer shows it.
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE runs SET state = 'cancelled' WHERE job_id = 'nightly'")
+    changed = (await api.get("/api/v1/runs", params={"job": "nightly"})).json()
+    assert [r["state"] for r in changed["runs"]] == ["cancelled"]
+    assert cache.hits == hits + 1

@@ -6,6 +6,13 @@ since they were built. The store's change stamp says so: on SQLite it is
 `PRAGMA data_version`, which moves whenever any connection of any process
 commits, so a cached answer is never older than the data. Where the store
 cannot tell cheaply (PostgreSQL), nothing is cached.
+
+A busy node commits every few milliseconds, and most commits concern one job.
+An answer about one job's runs therefore also carries that job's own stamp
+(`Store.runs_stamp`): when the store changed but that stamp did not, the
+answer is still the data's and is kept. Without it, each commit would make
+every job's cached runs stale at once, and the next requests would all
+rebuild them together.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ class StampedCache(Generic[T]):
         self.store = store
         self.size = size
         self.enabled = enabled
-        self._entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
+        # key -> (store stamp, scope stamp or None, value)
+        self._entries: OrderedDict[Hashable, tuple[int, int | None, T]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
         self.hits = 0
@@ -41,12 +49,18 @@ class StampedCache(Generic[T]):
         value itself may be None), without building anything."""
         return self._fresh(key, self.stamp())
 
-    def get_or_build(self, key: Hashable, build: Callable[[], T]) -> T:
+    def get_or_build(
+        self, key: Hashable, build: Callable[[], T], *, scope: Callable[[], int] | None = None
+    ) -> T:
         """The cached value for `key`, or `build()` (cached when the stamp allows).
+
+        `scope`, when given, reads a narrower stamp that moves whenever what
+        `build` reads changes: an entry whose scope stamp has not moved is
+        still fresh after other changes to the store.
 
         One caller builds a missing value while the others asking for the same
         key wait for it, so a change does not make fifty requests render the
-        same page at once. The stamp is read before building: a change
+        same page at once. The stamps are read before building: a change
         committed while the value is built makes the entry stale at once."""
         found = self._fresh(key, self.stamp())
         if found is not None:
@@ -56,10 +70,13 @@ class StampedCache(Generic[T]):
             found = self._fresh(key, stamp)
             if found is not None:
                 return found[0]
+            part = scope() if scope is not None and stamp is not None else None
+            if part is not None and (kept := self._same_scope(key, stamp, part)) is not None:
+                return kept[0]
             value = build()
             self.misses += 1
             if stamp is not None:
-                self._put(key, stamp, value)
+                self._put(key, stamp, part, value)
             return value
 
     def _fresh(self, key: Hashable, stamp: int | None) -> tuple[T] | None:
@@ -71,11 +88,24 @@ class StampedCache(Generic[T]):
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return (found[1],)
+            return (found[2],)
 
-    def _put(self, key: Hashable, stamp: int, value: T) -> None:
+    def _same_scope(self, key: Hashable, stamp: int, part: int) -> tuple[T] | None:
+        """The entry for `key` if its scope stamp is still `part`, now marked
+        fresh at `stamp` (read before `part`, so nothing committed in between
+        is missed)."""
         with self._lock:
-            self._entries[key] = (stamp, value)
+            found = self._entries.get(key)
+            if found is None or found[1] != part:
+                return None
+            self._entries[key] = (stamp, part, found[2])
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return (found[2],)
+
+    def _put(self, key: Hashable, stamp: int, part: int | None, value: T) -> None:
+        with self._lock:
+            self._entries[key] = (stamp, part, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

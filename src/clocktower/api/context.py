@@ -4,6 +4,7 @@ process), the auth settings and the metrics. One per app, in `app.state.ctx`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import threading
@@ -93,17 +94,22 @@ def get_ctx(request: Request) -> AppContext:
     return ctx
 
 
-async def cached_json(request: Request, build: Callable[[], BaseModel]) -> Response:
+async def cached_json(
+    request: Request, build: Callable[[], BaseModel], *, runs_of: str | None = None
+) -> Response:
     """A JSON answer built by `build` (in a worker thread), or the same bytes
     as last time, straight from memory, when the store has not changed since
-    (the key is the path and the query)."""
-    cache = get_ctx(request).bodies
+    (the key is the path and the query). `runs_of`: the answer reads nothing
+    but that job's runs, so it stays valid while they do (see `api.cache`)."""
+    ctx = get_ctx(request)
+    cache = ctx.bodies
     key = ("json", request.url.path, request.url.query)
     found = cache.peek(key)
     if found is not None:
         body = found[0]
     else:
-        body = await get_ctx(request).read(
-            lambda: cache.get_or_build(key, lambda: build().model_dump_json().encode())
+        scope = None if runs_of is None else functools.partial(ctx.store.runs_stamp, runs_of)
+        body = await ctx.read(
+            lambda: cache.get_or_build(key, lambda: build().model_dump_json().encode(), scope=scope)
         )
     return Response(body, media_type="application/json")

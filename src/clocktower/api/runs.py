@@ -82,7 +82,7 @@ async def list_runs(
         following = runs[-1].id if len(runs) == limit else None
         return RunList.model_construct(runs=[run_out(r) for r in runs], next_before=following)
 
-    return await cached_json(request, build)
+    return await cached_json(request, build, runs_of=job)
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=errors(404), summary="Get a run")

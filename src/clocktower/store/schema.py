@@ -170,6 +170,20 @@ runs = Table(
 # runs wait for a slot.
 Index("ix_runs_claim", runs.c.state, runs.c.priority.desc(), runs.c.due_at, runs.c.id)
 
+# How often each job's runs changed, kept on SQLite by triggers (migration
+# 0003) for every insert, delete and update of a run except a lease renewal:
+# a cached answer about one job's runs (`clocktower.api.cache`) stays valid
+# while its job's stamp has not moved, whatever else was committed. Rows are
+# never deleted, so a stamp never goes back. Unused on PostgreSQL, which
+# caches nothing.
+run_stamps = Table(
+    "run_stamps",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("stamp", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 run_output = Table(
     "run_output",
     metadata,

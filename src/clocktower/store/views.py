@@ -32,7 +32,7 @@ from sqlalchemy import (
 from clocktower.model import ACTIVE_STATES, FINAL_STATES, Job, Run, RunState
 from clocktower.store.db import Database
 from clocktower.store.rows import job_from_row, run_from_row
-from clocktower.store.schema import jobs, runs, tokens
+from clocktower.store.schema import jobs, run_stamps, runs, tokens
 
 JobState = Literal["active", "paused", "broken"]
 JobSort = Literal["id", "next"]
@@ -187,6 +187,15 @@ class ViewQueries:
         to the store, or None where that cannot be told cheaply (PostgreSQL).
         See `Database.change_stamp`."""
         return self.db.change_stamp()
+
+    def runs_stamp(self, job_id: str) -> int:
+        """A number that moves whenever a run of `job_id` is created, changed
+        (a lease renewal aside) or deleted, by any process; kept on SQLite
+        only (see `schema.run_stamps`), so it means something only where
+        `change_stamp` is not None."""
+        query = select(run_stamps.c.stamp).where(run_stamps.c.job_id == job_id)
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one_or_none() or 0)
 
     def probe(self) -> None:
         """Raise unless the store answers a query on its own tables. A SQLite
