@@ -15,6 +15,7 @@ from clocktower.service import Service
 from clocktower.store import Store
 from clocktower.web.session import read_session, safe_next, session_value
 from tests.api.helpers import Tokens, app_for, client_for, finished_run, running_run
+from tests.conftest import FakeClock
 from tests.web.conftest import csrf_of, form_post, log_in
 
 
@@ -182,6 +183,46 @@ async def test_operate_pauses_resumes_and_triggers(
         ("operate-bot", "job.resume"),
         ("operate-bot", "job.pause"),
     ]
+
+
+async def test_viewers_get_their_own_name_and_csrf_token_on_a_shared_jobs_page(
+    app: FastAPI, tokens: Tokens, store: Store
+) -> None:
+    cache = app.state.ctx.rows
+    async with client_for(app) as one, client_for(app) as two, client_for(app) as reader:
+        for client in (one, two):
+            await log_in(client, tokens.secrets["operate"])
+        await log_in(reader, tokens.secrets["read"])
+        first = await one.get("/")
+        hits = cache.hits
+        second = await two.get("/")
+        if store.change_stamp() is not None:  # a store whose answers are cached
+            assert cache.hits > hits
+        assert csrf_of(first.text) != csrf_of(second.text)
+        read_page = (await reader.get("/")).text
+        assert "read-bot" in read_page and "operate-bot" not in read_page
+        assert ">Pause<" not in read_page
+        # Each token works for its own browser only.
+        stolen = await two.post("/jobs/nightly/pause", data={"csrf": csrf_of(first.text)})
+        assert stolen.status_code == 403
+        paused = await two.post("/jobs/nightly/pause", data={"csrf": csrf_of(second.text)})
+        assert paused.status_code == 303 and store.get_job("nightly").paused
+        assert ">Resume<" in (await one.get("/")).text
+
+
+async def test_an_aged_jobs_page_is_answered_at_once_and_rendered_again_behind_it(
+    app: FastAPI, browser: httpx.AsyncClient, tokens: Tokens, clock: FakeClock, service: Service
+) -> None:
+    service.create_job({"command": "true", "cron": "10 12 * * *"}, job_id="soon", actor="t")
+    await log_in(browser, tokens.secrets["read"])
+    await browser.get("/")  # the one that shows the login's message
+    assert ">in 10 min<" in (await browser.get("/")).text  # now is 12:00
+    clock.advance(50)  # the page has aged; the store has not changed
+    aged = (await browser.get("/")).text
+    await app.state.ctx.settled()
+    assert ">in 9 min<" in (await browser.get("/")).text
+    if service.store.change_stamp() is not None:  # answers are cached: the aged one came first
+        assert ">in 10 min<" in aged
 
 
 async def test_a_refused_trigger_says_why(

@@ -70,14 +70,32 @@ class StampedCache(Generic[T]):
             found = self._fresh(key, stamp)
             if found is not None:
                 return found[0]
-            part = scope() if scope is not None and stamp is not None else None
-            if part is not None and (kept := self._same_scope(key, stamp, part)) is not None:
-                return kept[0]
+            part = None
+            if scope is not None and stamp is not None:
+                part = scope()
+                kept = self._same_scope(key, stamp, part)
+                if kept is not None:
+                    return kept[0]
             value = build()
             self.misses += 1
             if stamp is not None:
                 self._put(key, stamp, part, value)
             return value
+
+    def refresh(self, key: Hashable, build: Callable[[], T]) -> None:
+        """Build `key` again although its entry is fresh (it may say "in 5
+        min" when it is now in 4); nothing is done while another caller is
+        building it."""
+        lock = self._builder(key)
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            stamp = self.stamp()
+            value = build()
+            if stamp is not None:
+                self._put(key, stamp, None, value)
+        finally:
+            lock.release()
 
     def _fresh(self, key: Hashable, stamp: int | None) -> tuple[T] | None:
         if stamp is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import secrets
 import threading
@@ -24,6 +25,8 @@ from clocktower.metrics import StoreMetrics
 from clocktower.service import Service
 from clocktower.store import Store, TokenInfo
 
+log = logging.getLogger("clocktower.api")
+
 READERS = max(4, 2 * (os.cpu_count() or 1))  # store reads in worker threads at once
 T = TypeVar("T")
 
@@ -42,15 +45,19 @@ class AppContext:
     bodies: StampedCache[bytes] = field(init=False)
     tokens: StampedCache[TokenInfo | None] = field(init=False)
     rows: StampedCache[tuple[str, int, int]] = field(init=False)
+    # Whole pages, split where the viewer's CSRF token goes, and when built.
+    pages: StampedCache[tuple[tuple[bytes, ...], datetime]] = field(init=False)
     _tokens_seen: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _readers: anyio.CapacityLimiter | None = None
+    _later: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         store = self.service.store
         self.bodies = StampedCache(store, size=2048, enabled=self.cache)
         self.tokens = StampedCache(store, size=1024, enabled=self.cache)
         self.rows = StampedCache(store, size=256, enabled=self.cache)
+        self.pages = StampedCache(store, size=256, enabled=self.cache)
 
     @property
     def store(self) -> Store:
@@ -65,6 +72,24 @@ class AppContext:
         if self._readers is None:  # made here: it belongs to the running event loop
             self._readers = anyio.CapacityLimiter(READERS)
         return await anyio.to_thread.run_sync(build, limiter=self._readers)
+
+    def read_later(self, build: Callable[[], object]) -> None:
+        """`read`, in the background: nobody waits for it."""
+
+        async def run() -> None:
+            try:
+                await self.read(build)
+            except Exception:
+                log.exception("a background read failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def settled(self) -> None:
+        """Wait for the background reads started so far."""
+        while self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
 
     def now(self) -> datetime:
         return self.service.clock()

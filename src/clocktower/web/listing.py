@@ -1,25 +1,27 @@
 """The jobs table, shared by the Jobs page and its live refresh.
 
 It is the dashboard's busiest part (fifty jobs, a thousand sparkline bars), so
-its rendered rows are kept while the store is unchanged (see
-`clocktower.api.cache`), for five seconds at most because they say "in 5 min".
-The rows are rendered with a stand-in for the viewer's CSRF token, put in
-afterwards, so viewers share them.
+its rendered rows, and the whole Jobs page around them, are kept while the
+store is unchanged (see `clocktower.api.cache`), for five seconds at most
+because they say "in 5 min". They are rendered with a stand-in for the
+viewer's CSRF token, put in afterwards, so viewers share them.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
+from markupsafe import Markup
 
 from clocktower.api.auth import Principal
 from clocktower.api.context import AppContext, get_ctx
 from clocktower.api.schemas import TEXT, schedule_of, success_rate
 from clocktower.store.views import JobRow, JobSort, JobState, Outcome
-from clocktower.web.render import fragments
+from clocktower.web.render import fragments, render_shared
 from clocktower.web.session import csrf_token
 
 PAGE_SIZE = 50
@@ -84,6 +86,51 @@ async def jobs_rows(request: Request, me: Principal, f: JobFilters) -> tuple[str
             lambda: ctx.rows.get_or_build(key, lambda: _render_rows(request, me, f))
         )
     return html.replace(CSRF_STAND_IN, csrf_token(request)), total, shown
+
+
+async def jobs_page_html(request: Request, me: Principal, f: JobFilters) -> bytes:
+    """The whole Jobs page for this viewer (who is named on it): from memory
+    while the store is unchanged, else rendered in a worker thread. A page
+    older than `FRESH_FOR` is still answered while a new one is rendered in
+    the background: only its relative times have aged."""
+    ctx = get_ctx(request)
+    key = ("jobs-page", request.url.query, me)
+    found = ctx.pages.peek(key)
+    if found is not None:
+        chunks, built = found[0]
+        if (ctx.now() - built).total_seconds() > FRESH_FOR:
+            ctx.read_later(lambda: ctx.pages.refresh(key, lambda: _render_page(request, me, f)))
+    else:
+        chunks, _ = await ctx.read(
+            lambda: ctx.pages.get_or_build(key, lambda: _render_page(request, me, f))
+        )
+    return csrf_token(request).encode().join(chunks)
+
+
+def _render_page(
+    request: Request, me: Principal, f: JobFilters
+) -> tuple[tuple[bytes, ...], datetime]:
+    """The page, cut where the viewer's CSRF token goes, and when it was built."""
+    built = get_ctx(request).now()
+    rows, total, shown = _render_rows(request, me, f)
+    context = page_context(request, rows, total, shown, f) | {"csrf": CSRF_STAND_IN}
+    html = render_shared(request, "jobs.html", me, context)
+    return tuple(part.encode() for part in html.split(CSRF_STAND_IN)), built
+
+
+def page_context(
+    request: Request, rows: str, total: int, shown: int, f: JobFilters
+) -> dict[str, Any]:
+    """What jobs.html shows around the rows."""
+    return {
+        "rows_html": Markup(rows),
+        "total": total,
+        "shown": shown,
+        "filters": f,
+        "page_size": PAGE_SIZE,
+        "here": page_path(request, "/"),
+        "status_url": page_path(request, "/status/jobs"),
+    }
 
 
 def _render_rows(request: Request, me: Principal, f: JobFilters) -> tuple[str, int, int]:

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from markupsafe import Markup
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from clocktower.api.auth import Principal, known_principal
 from clocktower.api.context import AppContext, get_ctx
@@ -21,9 +20,16 @@ from clocktower.api.stream import artifact_response, stream_response
 from clocktower.model import InvalidSpec, Run, RunNotFound, RunState
 from clocktower.triggers.localtime import load_zone
 from clocktower.web.calendar import build_week
-from clocktower.web.listing import PAGE_SIZE, JobFilters, job_filters, jobs_rows, page_path
-from clocktower.web.render import fragments, render
-from clocktower.web.session import SESSION_COOKIE, read_session, web_principal
+from clocktower.web.listing import (
+    PAGE_SIZE,
+    JobFilters,
+    job_filters,
+    jobs_page_html,
+    jobs_rows,
+    page_context,
+)
+from clocktower.web.render import finish, fragments, render
+from clocktower.web.session import FLASH_COOKIE, SESSION_COOKIE, read_session, web_principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,17 +65,10 @@ QuickViewer = Annotated[Principal, Depends(quick_viewer)]
 async def jobs_page(
     request: Request, me: QuickViewer, f: Annotated[JobFilters, Depends(job_filters)]
 ) -> Response:
-    rows, total, shown = await jobs_rows(request, me, f)
-    context = {
-        "rows_html": Markup(rows),
-        "total": total,
-        "shown": shown,
-        "filters": f,
-        "page_size": PAGE_SIZE,
-        "here": page_path(request, "/"),
-        "status_url": page_path(request, "/status/jobs"),
-    }
-    return render(request, "jobs.html", me, context)
+    if request.cookies.get(FLASH_COOKIE):  # a message for this viewer: not shared
+        rows, total, shown = await jobs_rows(request, me, f)
+        return render(request, "jobs.html", me, page_context(request, rows, total, shown, f))
+    return finish(request, HTMLResponse(await jobs_page_html(request, me, f)))
 
 
 # --------------------------------------------------------------------------- job

@@ -95,6 +95,16 @@ def render(
     return finish(request, response)
 
 
+def render_shared(
+    request: Request, name: str, principal: Principal, context: dict[str, Any]
+) -> str:
+    """A page as text that other requests may be answered with: no flash
+    message, and `context` gives the stand-ins for what is the viewer's own
+    (the CSRF token)."""
+    data = {**base_context(request, principal), "flash": None, **context}
+    return env.get_template(name).render(data)
+
+
 def fragments(
     request: Request, principal: Principal, parts: dict[str, str], context: dict[str, Any]
 ) -> dict[str, str]:
