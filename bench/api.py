@@ -65,18 +65,19 @@ def serve(db: str, cache: bool) -> None:
     """Child process: a node on a free port; prints READY <url>."""
     from clocktower.api import create_app, serve_http
     from clocktower.engine import Loop
-    from clocktower.node import NodeOptions
+    from clocktower.node import NodeOptions, settle_memory
     from clocktower.node import serve as serve_node
     from clocktower.service import Service
 
     def ready(url: str) -> None:
+        settle_memory()  # as `clocktower serve` does once its app is built
         print(f"READY {url}", flush=True)
 
     async def http(service: Service, loop: Loop) -> None:
         app = create_app(service, loop, allow_anonymous=True, cache=cache)
         await serve_http(service, loop, host="127.0.0.1", port=0, on_ready=ready, app=app)
 
-    options = NodeOptions(database=f"sqlite:///{db}", node_id="bench-node")
+    options = NodeOptions(database=f"sqlite:///{db}", node_id="bench-node", own_process=True)
     asyncio.run(serve_node(options, extra=http))
 
 
@@ -102,7 +103,7 @@ def start_server(db: str, cache: bool) -> tuple[subprocess.Popen[str], str]:
 
 
 def credentials(db: str, url: str) -> tuple[dict[str, str], dict[str, str]]:
-    """A read token's header, and a dashboard session's cookie header."""
+    """A read token's header, and a logged-in browser's cookie header."""
     from clocktower.api.tokens import create_token
     from clocktower.store import Store
 
@@ -115,10 +116,13 @@ def credentials(db: str, url: str) -> tuple[dict[str, str], dict[str, str]]:
         if not found:
             raise SystemExit("cannot read the login form")
         client.post("/login", data={"token": secret, "csrf": found.group(1), "next": "/"})
-        session = client.cookies.get("ct_session")
-    if not session:
-        raise SystemExit("login failed")
-    return {"Authorization": f"Bearer {secret}"}, {"Cookie": f"ct_session={session}"}
+        client.get("/")  # shows the login's message, which the browser then forgets
+        cookies = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+        if not client.cookies.get("ct_session"):
+            raise SystemExit("login failed")
+    # All the cookies a browser holds after logging in (the session and the
+    # CSRF seed), as it sends them with every page.
+    return {"Authorization": f"Bearer {secret}"}, {"Cookie": cookies}
 
 
 # --------------------------------------------------------------------------- drivers

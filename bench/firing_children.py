@@ -79,6 +79,7 @@ def node_options(params: dict[str, Any]) -> Any:
         node_id="bench-node",
         max_concurrent_runs=params["slots"],
         artifacts_dir=Path(params["artifacts"]),
+        own_process=True,  # as `clocktower serve`
     )
 
 

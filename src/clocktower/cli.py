@@ -28,7 +28,7 @@ from rich.table import Table
 from clocktower import cli_render
 from clocktower.config import Config, ConfigError, load_config
 from clocktower.model import ClocktowerError, InvalidSpec, Job, RunState
-from clocktower.node import FileJobs, NodeOptions, configure_logging, open_store
+from clocktower.node import FileJobs, NodeOptions, configure_logging, open_store, settle_memory
 from clocktower.node import serve as serve_node
 from clocktower.service import Service
 from clocktower.triggers import Trigger, fire_times, parse_expression, readable_form
@@ -264,6 +264,7 @@ def serve(
         retention_runs=server.retention_runs or 10**9,
         retention_days=server.retention_days or 36500,
         defaults=cfg.defaults,
+        own_process=True,
     )
     file_jobs = None
     if cfg.source is not None:
@@ -283,11 +284,17 @@ def http_runner(bind: str) -> Any:
     host, _, port = bind.rpartition(":")
     host = host.strip("[]")
 
+    def started(_url: str) -> None:
+        settle_memory()  # the app is built too: start-up is over
+
     async def run(service: Service, loop: Any) -> None:
         refusal = await asyncio.to_thread(check_bind_safety, service.store, host)
         if refusal:
             raise InvalidSpec(refusal, field="bind")
-        await serve_http(service, loop, host=host, port=int(port))
+        # Once the app is built too, start-up is over (see `settle_memory`).
+        await serve_http(
+            service, loop, host=host, port=int(port), on_ready=lambda _: settle_memory()
+        )
 
     return run
 

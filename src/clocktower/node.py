@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import gc
 import logging
 import logging.handlers
 import queue
@@ -68,6 +69,9 @@ class NodeOptions:
     retention_runs: int = 1000
     retention_days: float = 30.0
     defaults: Policies = field(default_factory=Policies)
+    # The process is the node's alone (`clocktower serve`): what start-up
+    # built is set aside from garbage collection (see `settle_memory`).
+    own_process: bool = False
 
 
 @dataclass(slots=True)
@@ -133,6 +137,18 @@ def build_engine(store: Store, options: NodeOptions) -> Engine:
     )
 
 
+def settle_memory() -> None:
+    """Leave what start-up built (modules, the app, templates, parsed jobs:
+    hundreds of thousands of objects that live as long as the process) out of
+    the garbage collector's full passes, which otherwise walk all of it and
+    pause every request for tens of milliseconds (bench/api.py: the
+    dashboard's p99 at 50 clients, 95 ms -> 50 ms). Memory is still freed
+    by reference counting; only cycles among these objects would be kept, so
+    it is for a process that is the node's alone, never one that embeds it."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     options: NodeOptions,
     file_jobs: FileJobs | None = None,
@@ -148,6 +164,8 @@ async def serve(
     await asyncio.to_thread(apply_file, service, file_jobs)
     await asyncio.to_thread(mark_broken_jobs, service)
     engine = build_engine(store, options)
+    if options.own_process:
+        settle_memory()
     loop = Loop(
         engine,
         LoopSettings(retention_runs=options.retention_runs, retention_days=options.retention_days),
