@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import httpx
 from fastapi import FastAPI
@@ -223,6 +224,37 @@ async def test_an_aged_jobs_page_is_answered_at_once_and_rendered_again_behind_i
     assert ">in 9 min<" in (await browser.get("/")).text
     if service.store.change_stamp() is not None:  # answers are cached: the aged one came first
         assert ">in 10 min<" in aged
+
+
+async def test_the_jobs_page_follows_each_jobs_runs(
+    browser: httpx.AsyncClient, tokens: Tokens, service: Service
+) -> None:
+    service.create_job({"command": "true", "cron": "0 4 * * *"}, job_id="other", actor="t")
+    finished_run(service, "nightly", RunState.FAILED)
+    await log_in(browser, tokens.secrets["read"])
+    await browser.get("/")  # the one that shows the login's message
+
+    def last_results(page: str) -> dict[str, str]:
+        found = {}
+        for job_id, row in re.findall(r'data-job="([^"]+)"(.*?)</tr>', page, re.S):
+            badge = re.search(r'class="badge [^"]*">([a-z]+)<', row)
+            found[job_id] = badge.group(1) if badge else "never ran"
+        return found
+
+    assert last_results((await browser.get("/")).text) == {
+        "nightly": "failed",
+        "other": "never ran",
+    }
+    finished_run(service, "other")  # one job's runs change, the other's do not
+    assert last_results((await browser.get("/")).text) == {
+        "nightly": "failed",
+        "other": "succeeded",
+    }
+    finished_run(service, "nightly")
+    assert last_results((await browser.get("/")).text) == {
+        "nightly": "succeeded",
+        "other": "succeeded",
+    }
 
 
 async def test_a_refused_trigger_says_why(

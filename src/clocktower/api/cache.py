@@ -140,3 +140,33 @@ class StampedCache(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class ScopedMemo(Generic[T]):
+    """A bounded LRU of values each valid while its own stamp has not moved
+    (for one job's runs: `Store.runs_stamps`). The caller reads the stamps of
+    many keys in one query, takes what is still valid, and rebuilds only the
+    rest, reading the stamps before what it builds from."""
+
+    def __init__(self, *, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def pick(self, stamps: dict[str, int]) -> dict[str, T]:
+        """The values still valid for `stamps` (key -> current stamp)."""
+        found: dict[str, T] = {}
+        with self._lock:
+            for key, stamp in stamps.items():
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] == stamp:
+                    self._entries.move_to_end(key)
+                    found[key] = entry[1]
+        return found
+
+    def put(self, key: str, stamp: int, value: T) -> None:
+        with self._lock:
+            self._entries[key] = (stamp, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)

@@ -19,11 +19,12 @@ import anyio.to_thread
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from clocktower.api.cache import StampedCache
+from clocktower.api.cache import ScopedMemo, StampedCache
 from clocktower.engine import Loop
 from clocktower.metrics import StoreMetrics
 from clocktower.service import Service
 from clocktower.store import Store, TokenInfo
+from clocktower.store.views import Outcome
 
 log = logging.getLogger("clocktower.api")
 
@@ -47,6 +48,8 @@ class AppContext:
     rows: StampedCache[tuple[str, int, int]] = field(init=False)
     # Whole pages, split where the viewer's CSRF token goes, and when built.
     pages: StampedCache[tuple[tuple[bytes, ...], datetime]] = field(init=False)
+    # Each job's latest outcomes and their sparkline, while its runs are unchanged.
+    histories: ScopedMemo[tuple[list[Outcome], str]] = field(default_factory=ScopedMemo)
     _tokens_seen: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _readers: anyio.CapacityLimiter | None = None

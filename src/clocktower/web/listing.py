@@ -21,6 +21,7 @@ from clocktower.api.auth import Principal
 from clocktower.api.context import AppContext, get_ctx
 from clocktower.api.schemas import TEXT, schedule_of, success_rate
 from clocktower.store.views import JobRow, JobSort, JobState, Outcome
+from clocktower.web.present import sparkline
 from clocktower.web.render import fragments, render_shared
 from clocktower.web.session import csrf_token
 
@@ -33,6 +34,7 @@ CSRF_STAND_IN = secrets.token_hex(16)
 class JobItem:
     row: JobRow
     outcomes: list[Outcome]
+    spark: str  # the sparkline of `outcomes`, as markup
 
     @property
     def schedule(self) -> Any:
@@ -150,6 +152,21 @@ def jobs_context(ctx: AppContext, f: JobFilters) -> dict[str, Any]:
         limit=PAGE_SIZE,
         offset=f.offset,
     )
-    outcomes = ctx.store.recent_outcomes([r.id for r in rows])
-    items = [JobItem(row, outcomes.get(row.id, [])) for row in rows]
+    histories = job_histories(ctx, [r.id for r in rows])
+    items = [JobItem(row, *histories[row.id]) for row in rows]
     return {"items": items, "total": total, "filters": f, "page_size": PAGE_SIZE}
+
+
+def job_histories(ctx: AppContext, ids: list[str]) -> dict[str, tuple[list[Outcome], str]]:
+    """Each job's latest outcomes and their sparkline. Where answers are cached
+    (see `clocktower.api.cache`) those of jobs whose runs did not change since
+    are reused: after a run ends, one job's are read again, not fifty."""
+    stamps = ctx.store.runs_stamps(ids) if ctx.rows.stamp() is not None else None
+    found = ctx.histories.pick(stamps) if stamps is not None else {}
+    missing = [job_id for job_id in ids if job_id not in found]
+    if missing:
+        for job_id, outcomes in ctx.store.recent_outcomes(missing).items():
+            found[job_id] = (outcomes, sparkline(outcomes))
+            if stamps is not None:
+                ctx.histories.put(job_id, stamps[job_id], found[job_id])
+    return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,7 +37,8 @@ def state_class(state: object) -> str:
 def absolute(value: datetime | None) -> str:
     if value is None:
         return "—"
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # isoformat costs half of strftime, and a jobs page shows a hundred of these.
+    return value.astimezone(UTC).isoformat(" ", "seconds")[:19] + " UTC"
 
 
 def duration(seconds: float | None) -> str:

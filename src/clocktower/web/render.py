@@ -33,7 +33,6 @@ env.filters.update(
     percent=present.percent,
     badge=present.badge,
     state_class=present.state_class,
-    sparkline=present.sparkline,
 )
 env.globals.update(
     version=__version__,
