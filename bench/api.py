@@ -204,7 +204,8 @@ def table(results: list[Result], args: argparse.Namespace, driver: str) -> None:
     print(
         f"\n{args.jobs:,} jobs, {args.jobs * args.runs_per_job:,} runs, SQLite; "
         f"{args.clients} concurrent clients for {args.seconds}s each, driven by {driver} "
-        f"from another process on loopback ({os.cpu_count()} CPUs shared)\n"
+        f"from another process on loopback ({os.cpu_count()} CPUs shared); "
+        f"{args.writes:g} runs ended per second by another process\n"
     )
     columns = ("req/s", "p50 ms", "p90 ms", "p99 ms")
     head = (
@@ -242,7 +243,7 @@ def measure(db: str, cache: bool, driver: str, args: argparse.Namespace) -> list
         results = []
         for name, paths, headers in cases:
             visit_each(url, paths, headers)
-            with CommitCounter(db) as commits:
+            with CommitCounter(db) as commits, Writes(db, args.writes, args.jobs):
                 numbers = run(name, url, paths, headers, args.clients, args.seconds)
             results.append(Result(name, label, *numbers, commits=commits.count))
         return results
@@ -286,6 +287,40 @@ class CommitCounter:
                 seen = now
 
 
+class Writes:
+    """Another process's work while a measurement runs (`--writes` per second):
+    each write ends a run of a random job, as a busy node's runs do, so every
+    write makes the answers that show all jobs stale, and one job's runs."""
+
+    def __init__(self, db: str, per_second: float, jobs: int) -> None:
+        self.db = db
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.jobs = jobs
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def __enter__(self) -> Writes:
+        if self.interval:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self.interval:
+            self._thread.join()
+
+    def _write(self) -> None:
+        with contextlib.closing(sqlite3.connect(self.db, timeout=30)) as conn:
+            while not self._stop.wait(self.interval):
+                job_id = f"job-{random.randrange(self.jobs):05d}"
+                with conn:
+                    conn.execute(
+                        "UPDATE runs SET finished_at = ? WHERE id = "
+                        "(SELECT max(id) FROM runs WHERE job_id = ?)",
+                        (time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime()), job_id),
+                    )
+
+
 def runs_paths(ids: list[str]) -> list[str]:
     return [f"/api/v1/runs?job={job_id}&limit=50" for job_id in ids]
 
@@ -297,6 +332,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--db", help="reuse or create this SQLite file (default: a temp dir)")
+    parser.add_argument(
+        "--writes",
+        type=float,
+        default=0.0,
+        help="runs another process ends per second while measuring (default 0: a quiet store)",
+    )
     parser.add_argument("--driver", choices=("wrk", "httpx"))
     parser.add_argument(
         "--no-compare",
