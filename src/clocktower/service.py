@@ -6,11 +6,13 @@ Each change is written to the audit trail with the actor that made it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from clocktower.engine.engine import Clock, utcnow
 from clocktower.engine.policies import MISFIRE_GRACE, decide_start, first_fire_after, resume_from
@@ -32,6 +34,9 @@ from clocktower.triggers.base import Trigger, fire_times, to_datetime
 
 MAX_BACKFILL = 10_000
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 @dataclass(slots=True)
 class ReconcileReport:
@@ -40,6 +45,23 @@ class ReconcileReport:
     unchanged: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)  # removed from the file
     broken: dict[str, str] = field(default_factory=dict)
+
+
+def _changes_store(method: Callable[P, R]) -> Callable[P, R]:
+    """Count the operation in `Service.changes` once it has returned (or failed
+    part way): the response caches read that count to see this process's own
+    changes at once (see `clocktower.api.cache`)."""
+
+    @functools.wraps(method)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            service = args[0]
+            assert isinstance(service, Service)
+            service._count_change()
+
+    return counted
 
 
 class Service:
@@ -55,6 +77,18 @@ class Service:
         self.clock = clock
         self.default_tz = default_tz
         self.defaults = defaults or Policies()
+        self._changes = 0
+        self._changes_lock = threading.Lock()
+
+    @property
+    def changes(self) -> int:
+        """How many changing operations this object has completed: it moves
+        after each, once its writes are committed."""
+        return self._changes
+
+    def _count_change(self) -> None:
+        with self._changes_lock:
+            self._changes += 1
 
     # ================================================================ jobs
 
@@ -64,6 +98,7 @@ class Service:
             data, job_id=job_id, defaults=self.defaults, source=source, default_tz=self.default_tz
         ).spec
 
+    @_changes_store
     def create_job(
         self,
         data: Mapping[str, Any],
@@ -86,6 +121,7 @@ class Service:
             raise Conflict(f"job {job_id!r} already exists with another definition; use PUT")
         return self.put_job(definition.spec, actor=actor, paused=definition.paused), True
 
+    @_changes_store
     def put_job(self, spec: JobSpec, *, actor: str, paused: bool | None = None) -> Job:
         """Create or replace a job from a validated spec. Creating or editing a job
         never fires it: its next fire time is the first one after now (an `at`
@@ -106,6 +142,7 @@ class Service:
         self.store.add_event(at=now, actor=actor, action=action, job_id=spec.id)
         return job
 
+    @_changes_store
     def update_job(self, job_id: str, changes: Mapping[str, Any], *, actor: str) -> Job:
         """Change some fields of a job; the result is validated as a whole."""
         job = self.store.get_job(job_id)
@@ -124,6 +161,7 @@ class Service:
         )
         return self.put_job(definition.spec, actor=actor, paused=definition.paused)
 
+    @_changes_store
     def delete_job(self, job_id: str, *, actor: str) -> list[int]:
         """Delete a job: no more fire times, waiting runs cancelled, running ones
         asked to stop; history kept until retention removes it."""
@@ -134,12 +172,14 @@ class Service:
         self.store.add_event(at=now, actor=actor, action="job.delete", job_id=job_id)
         return active
 
+    @_changes_store
     def pause(self, job_id: str, *, actor: str) -> Job:
         now = self.clock()
         job = self.store.set_paused(job_id, True, now=now)
         self.store.add_event(at=now, actor=actor, action="job.pause", job_id=job_id)
         return job
 
+    @_changes_store
     def resume(self, job_id: str, *, actor: str) -> Job:
         """Resume a paused job. Fire times that passed while it was paused are
         not caught up, unless the job sets `catch_up_paused`."""
@@ -161,6 +201,7 @@ class Service:
 
     # ================================================================ runs
 
+    @_changes_store
     def trigger_now(
         self,
         job_id: str,
@@ -194,6 +235,7 @@ class Service:
         )
         return run
 
+    @_changes_store
     def cancel(self, run_id: int, *, actor: str) -> Run:
         now = self.clock()
         run = self.store.cancel(run_id, now=now, reason=f"cancelled by {actor}")
@@ -202,6 +244,7 @@ class Service:
         )
         return run
 
+    @_changes_store
     def backfill(self, job_id: str, start: datetime, end: datetime, *, actor: str) -> list[Run]:
         """One run for each fire time of the job in [start, end], oldest first,
         each knowing the fire time it serves; they run one after another."""
@@ -289,6 +332,7 @@ class Service:
 
     # ================================================================ config
 
+    @_changes_store
     def reconcile(
         self, specs: Mapping[str, JobSpec], paused: Sequence[str], *, source: str, actor: str
     ) -> ReconcileReport:

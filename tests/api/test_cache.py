@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from clocktower.api.cache import StampedCache
+from clocktower.api.context import CACHE_LAG
 from clocktower.model import TriggerKind
 from clocktower.service import Service
 from clocktower.store import NewRun, NodeInfo, Store
@@ -28,17 +29,34 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
+class Ticker:
+    """The caches' clock, as the test moves it (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-async def api_for_sqlite(sqlite_store: Store) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+def ticker() -> Ticker:
+    return Ticker()
+
+
+@pytest.fixture
+async def api_for_sqlite(
+    sqlite_store: Store, ticker: Ticker
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     service = Service(sqlite_store)
     service.create_job({"command": "x", "cron": "0 3 * * *"}, job_id="nightly", actor="t")
-    app = app_for(service)
+    app = app_for(service, cache_clock=ticker)
     async with client_for(app) as api:
         yield app, api
 
 
-async def test_a_cached_answer_is_never_older_than_the_store(
-    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient]
+async def test_a_change_made_elsewhere_shows_within_the_lag_one_made_here_at_once(
+    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient], ticker: Ticker
 ) -> None:
     app, api = api_for_sqlite
     cache = app.state.ctx.bodies
@@ -47,13 +65,34 @@ async def test_a_cached_answer_is_never_older_than_the_store(
     again = (await api.get("/api/v1/jobs")).json()
     assert again == first and cache.hits == 1
 
-    # Another process changes the database behind the server's back.
+    # Another process changes the database behind the server's back: the
+    # answer may lag it by up to a second, never more.
     path = sqlite_store.db.sqlite_path or ""
     with sqlite3.connect(path) as other:
         other.execute("UPDATE jobs SET paused = 1")
+    ticker.now += CACHE_LAG / 2
+    assert (await api.get("/api/v1/jobs")).json() == first
+    ticker.now += CACHE_LAG / 2
     changed = (await api.get("/api/v1/jobs")).json()
     assert [j["paused"] for j in changed["jobs"]] == [True]
-    assert cache.hits == 1
+
+    # A change through this server's own service shows in the next answer.
+    app.state.ctx.service.resume("nightly", actor="t")
+    resumed = (await api.get("/api/v1/jobs")).json()
+    assert [j["paused"] for j in resumed["jobs"]] == [False]
+
+
+async def test_without_a_lag_an_answer_is_never_older_than_the_store(
+    sqlite_store: Store,
+) -> None:
+    app = app_for(Service(sqlite_store), cache_lag=0)
+    Service(sqlite_store).create_job({"command": "x"}, job_id="nightly", actor="t")
+    async with client_for(app) as api:
+        await api.get("/api/v1/jobs")
+        with sqlite3.connect(sqlite_store.db.sqlite_path or "") as other:
+            other.execute("UPDATE jobs SET paused = 1")
+        changed = (await api.get("/api/v1/jobs")).json()
+    assert [j["paused"] for j in changed["jobs"]] == [True]
 
 
 def node(name: str, at: datetime) -> NodeInfo:
@@ -61,7 +100,7 @@ def node(name: str, at: datetime) -> NodeInfo:
 
 
 async def test_the_nodes_own_heartbeat_keeps_cached_answers_but_a_change_does_not(
-    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient]
+    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient], ticker: Ticker
 ) -> None:
     app, api = api_for_sqlite
     cache = app.state.ctx.bodies
@@ -73,7 +112,7 @@ async def test_the_nodes_own_heartbeat_keeps_cached_answers_but_a_change_does_no
     assert cache.hits == 3 and cache.misses == 1
     assert [n.heartbeat_at for n in sqlite_store.list_nodes()] == [now + timedelta(seconds=2)]
 
-    Service(sqlite_store).pause("nightly", actor="t")  # through the same store
+    app.state.ctx.service.pause("nightly", actor="t")  # through the same store
     paused = (await api.get("/api/v1/jobs")).json()
     assert [j["paused"] for j in paused["jobs"]] == [True]
     assert cache.misses == 2
@@ -83,6 +122,7 @@ async def test_the_nodes_own_heartbeat_keeps_cached_answers_but_a_change_does_no
         other.heartbeat(node("there", now))
     finally:
         other.close()
+    ticker.now += CACHE_LAG
     await api.get("/api/v1/jobs")
     assert cache.misses == 3  # its commits are any other connection's
 
@@ -190,7 +230,7 @@ def test_every_column_a_reader_sees_moves_the_stamp(sqlite_store: Store) -> None
 
 
 async def test_a_jobs_cached_runs_outlive_changes_to_other_jobs(
-    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient]
+    sqlite_store: Store, api_for_sqlite: tuple[FastAPI, httpx.AsyncClient], ticker: Ticker
 ) -> None:
     app, api = api_for_sqlite
     cache = app.state.ctx.bodies
@@ -202,17 +242,48 @@ async def test_a_jobs_cached_runs_outlive_changes_to_other_jobs(
     assert [r["state"] for r in first["runs"]] == ["scheduled"]
     path = sqlite_store.db.sqlite_path or ""
 
-    # Another process adds a run of another job: the answer is kept.
+    # Another process adds a run of another job: past the lag, the answer is
+    # still kept, on the word of this job's own stamp.
     sqlite_store.create_runs(
         [NewRun(job_id="other", scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
     )
-    hits = cache.hits
+    ticker.now += CACHE_LAG
+    misses = cache.misses
     assert (await api.get("/api/v1/runs", params={"job": "nightly"})).json() == first
-    assert cache.hits == hits + 1
+    assert cache.misses == misses
 
-    # Another process changes one of this job's runs: the answer shows it.
+    # Another process changes one of this job's runs: the answer shows it
+    # once the lag has passed.
     with sqlite3.connect(path) as other:
         other.execute("UPDATE runs SET state = 'cancelled' WHERE job_id = 'nightly'")
+    ticker.now += CACHE_LAG
     changed = (await api.get("/api/v1/runs", params={"job": "nightly"})).json()
     assert [r["state"] for r in changed["runs"]] == ["cancelled"]
-    assert cache.hits == hits + 1
+    assert cache.misses == misses + 1
+
+
+def test_a_late_value_is_rebuilt_by_one_caller_while_the_others_get_it(
+    sqlite_store: Store, ticker: Ticker
+) -> None:
+    cache: StampedCache[str] = StampedCache(sqlite_store, lag=1.0, clock=ticker)
+    assert cache.get_or_build("k", lambda: "old") == "old"
+    Service(sqlite_store).create_job({"command": "x"}, job_id="new", actor="t")
+    ticker.now += 1.5  # late: past the lag, within two
+    building, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        building.set()
+        release.wait(10)
+        return "new"
+
+    builder = threading.Thread(target=lambda: cache.get_or_build("k", slow))
+    builder.start()
+    assert building.wait(10)
+    assert cache.get_or_build("k", lambda: "not this") == "old"  # not waiting for it
+    release.set()
+    builder.join(10)
+    assert cache.peek("k") == ("new",)
+
+    Service(sqlite_store).create_job({"command": "x"}, job_id="newer", actor="t")
+    ticker.now += 2.5  # long past the lag: rebuilt before it is answered
+    assert cache.get_or_build("k", lambda: "newest") == "newest"

@@ -4,14 +4,15 @@ the dashboard at /, all on one port."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from clocktower import __version__
 from clocktower.api import errors, health, jobs, runs
-from clocktower.api.context import AppContext
+from clocktower.api.context import CACHE_LAG, AppContext
 from clocktower.engine import Loop
 from clocktower.metrics import StoreMetrics
 from clocktower.service import Service
@@ -31,12 +32,15 @@ def create_app(
     ready_timeout: float = 2.0,
     dashboard: bool = True,
     cache: bool = True,
+    cache_lag: float = CACHE_LAG,
+    cache_clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The app for one node. `loop` is the scheduler loop running in this
     process, if any (readiness and metrics read it). `allow_anonymous` is for a
     loopback bind: while the store has no token at all, requests without one
     act as admin (see `clocktower.api.auth`). `cache` keeps hot reads in
-    memory while the store is unchanged (see `clocktower.api.cache`)."""
+    memory while the store is unchanged, or changed less than `cache_lag`
+    seconds ago by others than this process (see `clocktower.api.cache`)."""
     ctx = AppContext(
         service=service,
         loop=loop,
@@ -45,6 +49,8 @@ def create_app(
         stream_interval=stream_interval,
         ready_timeout=ready_timeout,
         cache=cache,
+        cache_lag=cache_lag,
+        cache_clock=cache_clock,
     )
     ctx.metrics = StoreMetrics(service.store, clock=service.clock, loop=loop)
     probe = health.StoreProbe()

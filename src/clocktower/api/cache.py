@@ -1,25 +1,35 @@
-"""Hot responses kept while the store has not changed.
+"""Hot responses kept while the store has not changed, or has only just.
 
 The busiest reads (the first page of jobs, a job's latest runs, the dashboard's
 jobs table) are answered from memory when nothing was committed to the store
 since they were built. The store's change stamp says so: on SQLite it is
 `PRAGMA data_version`, which moves whenever any connection of any process
-commits, so a cached answer is never older than the data. Where the store
-cannot tell cheaply (PostgreSQL), nothing is cached.
+commits. Where the store cannot tell cheaply (PostgreSQL), nothing is cached.
 
-A busy node commits every few milliseconds, and most commits concern one job.
-An answer about one job's runs therefore also carries that job's own stamp
-(`Store.runs_stamp`): when the store changed but that stamp did not, the
-answer is still the data's and is kept. Without it, each commit would make
-every job's cached runs stale at once, and the next requests would all
-rebuild them together.
+A busy node commits every few milliseconds: each run that starts or ends is a
+commit. Rebuilding every answer after each one would cost more than not
+caching at all, so an answer may lag the store by up to `lag` (one second by
+default), and is rebuilt at most once per lag, by one caller, while the
+others are still answered from memory. What this process changed through
+`Service` (a pause, a trigger, a new job) is never late: `Service.changes`
+moved, so the next request rebuilds.
+
+An answer about one job's runs also carries that job's own stamp
+(`Store.runs_stamp`): once the lag has passed, that one small read decides,
+and while the job's runs are unchanged the answer is kept, whatever else was
+committed. Without it, each second of a busy node would rebuild every job's
+runs that anyone asks for.
+
+With `lag = 0` an answer is never older than the data (the token lookups).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from clocktower.store import Store
@@ -27,15 +37,36 @@ from clocktower.store import Store
 T = TypeVar("T")
 
 
-class StampedCache(Generic[T]):
-    """A bounded LRU of values, each valid for the store stamp it was built at."""
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[T]):
+    stamp: int  # the store's change stamp when built (or last found unchanged)
+    part: int | None  # the scope stamp (one job's runs), when the caller gave a scope
+    changes: int  # this process's changes through the service, when built
+    built: float  # when built or last confirmed unchanged, by the cache's clock
+    value: T
 
-    def __init__(self, store: Store, *, size: int = 1024, enabled: bool = True) -> None:
+
+class StampedCache(Generic[T]):
+    """A bounded LRU of values, each valid for the store stamp it was built
+    at, or for `lag` seconds while this process changed nothing."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        size: int = 1024,
+        enabled: bool = True,
+        lag: float = 0.0,
+        changes: Callable[[], int] = lambda: 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.size = size
         self.enabled = enabled
-        # key -> (store stamp, scope stamp or None, value)
-        self._entries: OrderedDict[Hashable, tuple[int, int | None, T]] = OrderedDict()
+        self.lag = lag
+        self.changes = changes
+        self.clock = clock
+        self._entries: OrderedDict[Hashable, _Entry[T]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
         self.hits = 0
@@ -47,7 +78,7 @@ class StampedCache(Generic[T]):
     def peek(self, key: Hashable) -> tuple[T] | None:
         """The value for `key` if one is cached and fresh (as a 1-tuple: the
         value itself may be None), without building anything."""
-        return self._fresh(key, self.stamp())
+        return self._fresh(key, self.stamp(), self.lag)
 
     def get_or_build(
         self, key: Hashable, build: Callable[[], T], *, scope: Callable[[], int] | None = None
@@ -58,29 +89,39 @@ class StampedCache(Generic[T]):
         `build` reads changes: an entry whose scope stamp has not moved is
         still fresh after other changes to the store.
 
-        One caller builds a missing value while the others asking for the same
-        key wait for it, so a change does not make fifty requests render the
-        same page at once. The stamps are read before building: a change
-        committed while the value is built makes the entry stale at once."""
-        found = self._fresh(key, self.stamp())
+        One caller builds a missing or late value; the others asking for the
+        same key meanwhile get the late value if it is less than two lags
+        old, or wait for the new one, so a change does not make fifty
+        requests render the same page at once. The clock, the stamps and the
+        service's changes are read before building: a change committed while
+        the value is built makes the entry stale at once."""
+        found = self._fresh(key, self.stamp(), self.lag)
         if found is not None:
             return found[0]
-        with self._builder(key):
-            stamp = self.stamp()
-            found = self._fresh(key, stamp)
+        builder = self._builder(key)
+        if not builder.acquire(blocking=False):
+            late = self._fresh(key, self.stamp(), 2 * self.lag)
+            if late is not None:
+                return late[0]
+            builder.acquire()
+        try:
+            now, changes, stamp = self.clock(), self.changes(), self.stamp()
+            found = self._fresh(key, stamp, self.lag)
             if found is not None:
                 return found[0]
             part = None
             if scope is not None and stamp is not None:
                 part = scope()
-                kept = self._same_scope(key, stamp, part)
+                kept = self._same_scope(key, _Entry(stamp, part, changes, now, None))
                 if kept is not None:
                     return kept[0]
             value = build()
             self.misses += 1
             if stamp is not None:
-                self._put(key, stamp, part, value)
+                self._put(key, _Entry(stamp, part, changes, now, value))
             return value
+        finally:
+            builder.release()
 
     def refresh(self, key: Hashable, build: Callable[[], T]) -> None:
         """Build `key` again although its entry is fresh (it may say "in 5
@@ -90,40 +131,46 @@ class StampedCache(Generic[T]):
         if not lock.acquire(blocking=False):
             return
         try:
-            stamp = self.stamp()
+            now, changes, stamp = self.clock(), self.changes(), self.stamp()
             value = build()
             if stamp is not None:
-                self._put(key, stamp, None, value)
+                self._put(key, _Entry(stamp, None, changes, now, value))
         finally:
             lock.release()
 
-    def _fresh(self, key: Hashable, stamp: int | None) -> tuple[T] | None:
+    def _fresh(self, key: Hashable, stamp: int | None, lag: float) -> tuple[T] | None:
+        """The entry's value if the store is unchanged since it was built, or
+        if it is younger than `lag` and this process changed nothing since."""
         if stamp is None:
             return None
         with self._lock:
             found = self._entries.get(key)
-            if found is None or found[0] != stamp:
+            if found is None:
+                return None
+            if found.stamp != stamp and not (
+                self.clock() - found.built < lag and found.changes == self.changes()
+            ):
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return (found[2],)
+            return (found.value,)
 
-    def _same_scope(self, key: Hashable, stamp: int, part: int) -> tuple[T] | None:
-        """The entry for `key` if its scope stamp is still `part`, now marked
-        fresh at `stamp` (read before `part`, so nothing committed in between
-        is missed)."""
+    def _same_scope(self, key: Hashable, now: _Entry[None]) -> tuple[T] | None:
+        """The entry for `key` if its scope stamp is still `now.part`,
+        confirmed as of `now` (whose stamp and time were read before the
+        scope, so nothing committed in between is missed)."""
         with self._lock:
             found = self._entries.get(key)
-            if found is None or found[1] != part:
+            if found is None or found.part != now.part:
                 return None
-            self._entries[key] = (stamp, part, found[2])
+            self._entries[key] = _Entry(now.stamp, now.part, now.changes, now.built, found.value)
             self._entries.move_to_end(key)
             self.hits += 1
-            return (found[2],)
+            return (found.value,)
 
-    def _put(self, key: Hashable, stamp: int, part: int | None, value: T) -> None:
+    def _put(self, key: Hashable, entry: _Entry[T]) -> None:
         with self._lock:
-            self._entries[key] = (stamp, part, value)
+            self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -9,10 +9,11 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -28,6 +29,9 @@ from clocktower.store.views import Outcome
 
 log = logging.getLogger("clocktower.api")
 
+# How long a cached answer may lag what other processes and the scheduler's
+# runs commit (this process's own changes through the service show at once).
+CACHE_LAG = 1.0
 READERS = max(4, 2 * (os.cpu_count() or 1))  # store reads in worker threads at once
 T = TypeVar("T")
 
@@ -43,6 +47,8 @@ class AppContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: StoreMetrics | None = None
     cache: bool = True  # answer hot reads from memory while the store is unchanged
+    cache_lag: float = CACHE_LAG  # seconds an answer may lag changes made elsewhere
+    cache_clock: Callable[[], float] = time.monotonic  # what the lag is measured with
     bodies: StampedCache[bytes] = field(init=False)
     tokens: StampedCache[TokenInfo | None] = field(init=False)
     rows: StampedCache[tuple[str, int, int]] = field(init=False)
@@ -57,10 +63,22 @@ class AppContext:
 
     def __post_init__(self) -> None:
         store = self.service.store
-        self.bodies = StampedCache(store, size=2048, enabled=self.cache)
+        lagging = functools.partial(
+            StampedCache[Any],
+            store,
+            enabled=self.cache,
+            lag=self.cache_lag,
+            changes=self.changes,
+            clock=self.cache_clock,
+        )
+        self.bodies = lagging(size=2048)
+        self.rows = lagging(size=256)
+        self.pages = lagging(size=256)
+        # A revoked token is refused at once, whoever revoked it.
         self.tokens = StampedCache(store, size=1024, enabled=self.cache)
-        self.rows = StampedCache(store, size=256, enabled=self.cache)
-        self.pages = StampedCache(store, size=256, enabled=self.cache)
+
+    def changes(self) -> int:
+        return self.service.changes
 
     @property
     def store(self) -> Store:
