@@ -706,7 +706,7 @@ def tokens_list(
 
 @tokens_app.command("revoke")
 def tokens_revoke(name: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
-    """Revoke a token at once."""
+    """Revoke a token: running servers refuse it within a second."""
     from clocktower.api import tokens
 
     if not tokens.revoke_token(open_service(database, config).store, name):

@@ -280,6 +280,7 @@ def test_a_late_value_is_rebuilt_by_one_caller_while_the_others_get_it(
     builder.start()
     assert building.wait(10)
     assert cache.get_or_build("k", lambda: "not this") == "old"  # not waiting for it
+    assert cache.peek("k") == ("old",)  # nor going to a thread for it
     release.set()
     builder.join(10)
     assert cache.peek("k") == ("new",)

@@ -83,12 +83,15 @@ async def test_logout_ends_the_session(browser: httpx.AsyncClient, tokens: Token
 
 
 async def test_revoking_the_token_ends_its_sessions(
-    browser: httpx.AsyncClient, tokens: Tokens, store: Store
+    service: Service, tokens: Tokens, store: Store
 ) -> None:
-    await log_in(browser, tokens.secrets["operate"])
-    assert (await browser.get("/")).status_code == 200
-    revoke_token(store, "operate-bot")
-    assert (await browser.get("/")).status_code == 401
+    ticks = [1000.0]
+    async with client_for(app_for(service, cache_clock=lambda: ticks[0])) as browser:
+        await log_in(browser, tokens.secrets["operate"])
+        assert (await browser.get("/")).status_code == 200
+        revoke_token(store, "operate-bot")
+        ticks[0] += CACHE_LAG
+        assert (await browser.get("/")).status_code == 401
 
 
 def test_session_values_are_signed_and_expire(app: FastAPI) -> None:

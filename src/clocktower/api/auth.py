@@ -58,8 +58,8 @@ def allows(have: str, needed: str) -> bool:
 
 def principal_for_digest(ctx: AppContext, digest: str) -> Principal | None:
     """The active token with this hash, as a principal; notes its use. The
-    lookup is cached while the store is unchanged: revoking a token is a
-    change, so it takes effect at once."""
+    lookup is cached like the API's answers (see `clocktower.api.cache`): a
+    token revoked by another process is refused within the cache's lag."""
     token = ctx.tokens.get_or_build(("token", digest), lambda: ctx.store.token_by_hash(digest))
     if token is None or token.scope not in SCOPES:
         return None

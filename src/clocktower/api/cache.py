@@ -77,8 +77,14 @@ class StampedCache(Generic[T]):
 
     def peek(self, key: Hashable) -> tuple[T] | None:
         """The value for `key` if one is cached and fresh (as a 1-tuple: the
-        value itself may be None), without building anything."""
-        return self._fresh(key, self.stamp(), self.lag)
+        value itself may be None), without building anything; or a late one
+        (less than two lags old) while another caller is building it, so the
+        others need not queue for the builder."""
+        stamp = self.stamp()
+        found = self._fresh(key, stamp, self.lag)
+        if found is None and self.lag and self._is_building(key):
+            found = self._fresh(key, stamp, 2 * self.lag)
+        return found
 
     def get_or_build(
         self, key: Hashable, build: Callable[[], T], *, scope: Callable[[], int] | None = None
@@ -174,6 +180,11 @@ class StampedCache(Generic[T]):
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def _is_building(self, key: Hashable) -> bool:
+        with self._lock:
+            lock = self._building.get(key)
+        return lock is not None and lock.locked()
 
     def _builder(self, key: Hashable) -> threading.Lock:
         with self._lock:
