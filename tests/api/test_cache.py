@@ -14,11 +14,13 @@ from fastapi import FastAPI
 
 from clocktower.api.cache import StampedCache
 from clocktower.api.context import CACHE_LAG
+from clocktower.api.tokens import create_token, list_tokens
 from clocktower.model import TriggerKind
 from clocktower.service import Service
 from clocktower.store import NewRun, NodeInfo, Store
 from clocktower.store.schema import runs
 from tests.api.helpers import app_for, client_for
+from tests.conftest import FakeClock
 
 
 @pytest.fixture
@@ -288,3 +290,29 @@ def test_a_late_value_is_rebuilt_by_one_caller_while_the_others_get_it(
     Service(sqlite_store).create_job({"command": "x"}, job_id="newer", actor="t")
     ticker.now += 2.5  # long past the lag: rebuilt before it is answered
     assert cache.get_or_build("k", lambda: "newest") == "newest"
+
+
+async def test_a_tokens_use_is_noted_once_a_minute_not_on_every_request(
+    sqlite_store: Store, ticker: Ticker
+) -> None:
+    clock = FakeClock()
+    app = app_for(Service(sqlite_store, clock=clock), cache_clock=ticker)
+    secret = create_token(sqlite_store, "bot", "read").secret
+    path = sqlite_store.db.sqlite_path or ""
+    with sqlite3.connect(path) as watcher:
+
+        def commits() -> int:
+            return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+
+        async with client_for(app) as api:
+            headers = {"Authorization": f"Bearer {secret}"}
+            await api.get("/api/v1/jobs", headers=headers)  # notes the first use
+            before = commits()
+            for _ in range(5):  # the cached lookup still says "never used"
+                assert (await api.get("/api/v1/jobs", headers=headers)).status_code == 200
+            assert commits() == before
+            clock.advance(61)
+            await api.get("/api/v1/jobs", headers=headers)
+            assert commits() != before
+    (token,) = list_tokens(sqlite_store)
+    assert token.last_used_at == clock.now

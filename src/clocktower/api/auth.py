@@ -64,12 +64,21 @@ def principal_for_digest(ctx: AppContext, digest: str) -> Principal | None:
     if token is None or token.scope not in SCOPES:
         return None
     if _needs_touch(ctx, token):
-        ctx.store.touch_token(token.id, now=ctx.now())
+        now = ctx.now()
+        ctx.store.touch_token(token.id, now=now)
+        ctx.touched[token.id] = now
     return Principal(token.name, cast(Scope, token.scope))
 
 
 def _needs_touch(ctx: AppContext, token: TokenInfo) -> bool:
-    return token.last_used_at is None or ctx.now() - token.last_used_at > TOUCH_EVERY
+    """Whether the token's last use is older than `TOUCH_EVERY`, by the store
+    or by this process's own notes: the cached lookup may predate the last
+    touch for as long as the cache lags."""
+    last = max(
+        (t for t in (token.last_used_at, ctx.touched.get(token.id)) if t is not None),
+        default=None,
+    )
+    return last is None or ctx.now() - last > TOUCH_EVERY
 
 
 def known_principal(ctx: AppContext, digest: str) -> Principal | None:

@@ -56,6 +56,7 @@ class AppContext:
     pages: StampedCache[tuple[tuple[bytes, ...], datetime]] = field(init=False)
     # Each job's latest outcomes and their sparkline, while its runs are unchanged.
     histories: ScopedMemo[tuple[list[Outcome], str]] = field(default_factory=ScopedMemo)
+    touched: dict[int, datetime] = field(default_factory=dict)  # token id -> use noted here
     _tokens_seen: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _readers: anyio.CapacityLimiter | None = None

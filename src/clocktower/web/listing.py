@@ -59,7 +59,7 @@ class JobFilters:
     offset: int = 0
 
 
-def job_filters(
+async def job_filters(  # async: FastAPI would run a plain function in a worker thread
     text: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
     tag: Annotated[str | None, Query(max_length=200, pattern=TEXT)] = None,
     kind: Literal["command", "http", "python", "workflow"] | None = None,
