@@ -197,7 +197,10 @@ def test_a_jobs_runs_stamp_moves_with_its_runs_only(sqlite_store: Store) -> None
     service = Service(sqlite_store)
     for job_id in ("a", "b"):
         service.create_job({"command": "x"}, job_id=job_id, actor="t")
-    stamp = sqlite_store.runs_stamp
+
+    def stamp(job_id: str) -> int:
+        return sqlite_store.runs_stamps([job_id])[job_id]
+
     assert stamp("a") == 0
     (run,) = sqlite_store.create_runs(
         [NewRun(job_id="a", scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
@@ -271,6 +274,7 @@ def test_a_late_value_is_rebuilt_by_one_caller_while_the_others_get_it(
     assert cache.get_or_build("k", lambda: "old") == "old"
     Service(sqlite_store).create_job({"command": "x"}, job_id="new", actor="t")
     ticker.now += 1.5  # late: past the lag, within two
+    assert cache.peek("k") is None  # the first to find it late sets out to rebuild it
     building, release = threading.Event(), threading.Event()
 
     def slow() -> str:
@@ -281,8 +285,8 @@ def test_a_late_value_is_rebuilt_by_one_caller_while_the_others_get_it(
     builder = threading.Thread(target=lambda: cache.get_or_build("k", slow))
     builder.start()
     assert building.wait(10)
-    assert cache.get_or_build("k", lambda: "not this") == "old"  # not waiting for it
-    assert cache.peek("k") == ("old",)  # nor going to a thread for it
+    assert cache.peek("k") == ("old",)  # the others are answered meanwhile
+    assert cache.get_or_build("k", lambda: "not this") == "old"  # and do not wait for it
     release.set()
     builder.join(10)
     assert cache.peek("k") == ("new",)
@@ -316,3 +320,30 @@ async def test_a_tokens_use_is_noted_once_a_minute_not_on_every_request(
             assert commits() != before
     (token,) = list_tokens(sqlite_store)
     assert token.last_used_at == clock.now
+
+
+def test_answers_about_one_jobs_runs_are_confirmed_together_while_its_runs_are_unchanged(
+    sqlite_store: Store, ticker: Ticker
+) -> None:
+    service = Service(sqlite_store)
+    for job_id in ("a", "b"):
+        service.create_job({"command": "x"}, job_id=job_id, actor="t")
+    cache: StampedCache[str] = StampedCache(
+        sqlite_store, lag=1.0, clock=ticker, scope_stamps=sqlite_store.runs_stamps
+    )
+    for job_id in ("a", "b"):
+        assert cache.get_or_build(job_id, lambda j=job_id: f"runs of {j}", scope=job_id)
+    assert cache.confirm_scoped() == 0  # nothing changed: nothing to confirm
+
+    def new_run(job_id: str) -> None:
+        sqlite_store.create_runs(
+            [NewRun(job_id=job_id, scheduled_for=T0, trigger=TriggerKind.MANUAL)], now=T0
+        )
+
+    new_run("b")  # the store changed; job a's runs did not
+    ticker.now += 0.5
+    assert cache.confirm_scoped() == 1
+    ticker.now += 0.9  # past the lag since built, not since confirmed
+    assert cache.peek("a") == ("runs of a",)
+    assert cache.peek("b") is None  # late: this caller rebuilds it
+    assert cache.get_or_build("b", lambda: "new runs of b", scope="b") == "new runs of b"

@@ -3,6 +3,7 @@ the dashboard at /, all on one port."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -57,9 +58,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        ctx.stopping.set()
-        probe.close()
+        confirming = asyncio.create_task(ctx.confirm_cached(), name="confirm-cached")
+        try:
+            yield
+        finally:
+            confirming.cancel()
+            ctx.stopping.set()
+            probe.close()
 
     app = FastAPI(
         title="Clocktower",

@@ -15,20 +15,22 @@ others are still answered from memory. What this process changed through
 moved, so the next request rebuilds.
 
 An answer about one job's runs also carries that job's own stamp
-(`Store.runs_stamp`): once the lag has passed, that one small read decides,
-and while the job's runs are unchanged the answer is kept, whatever else was
-committed. Without it, each second of a busy node would rebuild every job's
-runs that anyone asks for.
+(`Store.runs_stamps`), and while the job's runs are unchanged the answer is
+kept, whatever else was committed. A background task (`confirm_scoped`)
+reads the stamps of all such answers in one query twice per lag, so they
+stay fresh without requests waiting for the check. Without it, each second
+of a busy node would rebuild every job's runs that anyone asks for.
 
-With `lag = 0` an answer is never older than the data (the token lookups).
+With `lag = 0` an answer is never older than the data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -40,7 +42,8 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class _Entry(Generic[T]):
     stamp: int  # the store's change stamp when built (or last found unchanged)
-    part: int | None  # the scope stamp (one job's runs), when the caller gave a scope
+    scope: str | None  # what the value reads, when narrower than the store (a job's runs)
+    part: int | None  # the scope's own stamp
     changes: int  # this process's changes through the service, when built
     built: float  # when built or last confirmed unchanged, by the cache's clock
     value: T
@@ -59,6 +62,7 @@ class StampedCache(Generic[T]):
         lag: float = 0.0,
         changes: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.monotonic,
+        scope_stamps: Callable[[Sequence[str]], dict[str, int]] | None = None,
     ) -> None:
         self.store = store
         self.size = size
@@ -66,9 +70,11 @@ class StampedCache(Generic[T]):
         self.lag = lag
         self.changes = changes
         self.clock = clock
+        self.scope_stamps = scope_stamps
         self._entries: OrderedDict[Hashable, _Entry[T]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
+        self._claims: dict[Hashable, float] = {}  # key -> when a caller set out to rebuild it
         self.hits = 0
         self.misses = 0
 
@@ -77,23 +83,41 @@ class StampedCache(Generic[T]):
 
     def peek(self, key: Hashable) -> tuple[T] | None:
         """The value for `key` if one is cached and fresh (as a 1-tuple: the
-        value itself may be None), without building anything; or a late one
-        (less than two lags old) while another caller is building it, so the
-        others need not queue for the builder."""
+        value itself may be None), without building anything.
+
+        A late value (the store changed, the lag has passed, less than two
+        lags old) is refused to the first caller, who goes on to rebuild it,
+        and given to the others meanwhile, so they need not queue for the
+        builder."""
         stamp = self.stamp()
         found = self._fresh(key, stamp, self.lag)
-        if found is None and self.lag and self._is_building(key):
-            found = self._fresh(key, stamp, 2 * self.lag)
-        return found
+        if found is not None or not self.lag:
+            return found
+        late = self._fresh(key, stamp, 2 * self.lag)
+        if late is not None and self._claim(key):
+            return None  # this caller rebuilds it
+        return late
 
-    def get_or_build(
-        self, key: Hashable, build: Callable[[], T], *, scope: Callable[[], int] | None = None
-    ) -> T:
+    def _claim(self, key: Hashable) -> bool:
+        """Whether the caller is the first to find `key` late (since its last
+        build, or for a lag, should that caller not come back)."""
+        now = self.clock()
+        with self._lock:
+            claimed = self._claims.get(key)
+            if claimed is not None and now - claimed < self.lag:
+                return False
+            self._claims[key] = now
+            if len(self._claims) > 4 * self.size:
+                self._claims.clear()
+            return True
+
+    def get_or_build(self, key: Hashable, build: Callable[[], T], *, scope: str | None = None) -> T:
         """The cached value for `key`, or `build()` (cached when the stamp allows).
 
-        `scope`, when given, reads a narrower stamp that moves whenever what
-        `build` reads changes: an entry whose scope stamp has not moved is
-        still fresh after other changes to the store.
+        `scope`, when given, names all that `build` reads (a job's runs):
+        its own stamp (`scope_stamps`) moves whenever that changes, so an
+        entry whose scope stamp has not moved is still fresh after other
+        changes to the store.
 
         One caller builds a missing or late value; the others asking for the
         same key meanwhile get the late value if it is less than two lags
@@ -116,15 +140,15 @@ class StampedCache(Generic[T]):
             if found is not None:
                 return found[0]
             part = None
-            if scope is not None and stamp is not None:
-                part = scope()
-                kept = self._same_scope(key, _Entry(stamp, part, changes, now, None))
+            if scope is not None and stamp is not None and self.scope_stamps is not None:
+                part = self.scope_stamps([scope])[scope]
+                kept = self._same_scope(key, _Entry(stamp, scope, part, changes, now, None))
                 if kept is not None:
                     return kept[0]
             value = build()
             self.misses += 1
             if stamp is not None:
-                self._put(key, _Entry(stamp, part, changes, now, value))
+                self._put(key, _Entry(stamp, scope, part, changes, now, value))
             return value
         finally:
             builder.release()
@@ -140,9 +164,40 @@ class StampedCache(Generic[T]):
             now, changes, stamp = self.clock(), self.changes(), self.stamp()
             value = build()
             if stamp is not None:
-                self._put(key, _Entry(stamp, None, changes, now, value))
+                self._put(key, _Entry(stamp, None, None, changes, now, value))
         finally:
             lock.release()
+
+    def confirm_scoped(self) -> int:
+        """Confirm, in one read of their stamps, every entry with a scope
+        that the store has changed since, and whose scope has not: they stay
+        fresh without each waiting for a request to check it. Returns how
+        many were confirmed. A background task calls it twice per lag."""
+        if self.scope_stamps is None:
+            return 0
+        now, changes, stamp = self.clock(), self.changes(), self.stamp()
+        if stamp is None:
+            return 0
+        with self._lock:
+            waiting = {
+                key: entry
+                for key, entry in self._entries.items()
+                if entry.scope is not None and entry.stamp != stamp
+            }
+        if not waiting:
+            return 0
+        stamps = self.scope_stamps(sorted({e.scope for e in waiting.values() if e.scope}))
+        confirmed = 0
+        with self._lock:
+            for key, seen in waiting.items():
+                entry = self._entries.get(key)
+                # Unless rebuilt meanwhile, and if its scope did not move.
+                if entry is seen and entry.scope is not None and stamps[entry.scope] == entry.part:
+                    self._entries[key] = dataclasses.replace(
+                        entry, stamp=stamp, changes=changes, built=now
+                    )
+                    confirmed += 1
+        return confirmed
 
     def _fresh(self, key: Hashable, stamp: int | None, lag: float) -> tuple[T] | None:
         """The entry's value if the store is unchanged since it was built, or
@@ -169,22 +224,21 @@ class StampedCache(Generic[T]):
             found = self._entries.get(key)
             if found is None or found.part != now.part:
                 return None
-            self._entries[key] = _Entry(now.stamp, now.part, now.changes, now.built, found.value)
+            self._claims.pop(key, None)
+            self._entries[key] = dataclasses.replace(
+                found, stamp=now.stamp, changes=now.changes, built=now.built
+            )
             self._entries.move_to_end(key)
             self.hits += 1
             return (found.value,)
 
     def _put(self, key: Hashable, entry: _Entry[T]) -> None:
         with self._lock:
+            self._claims.pop(key, None)
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-    def _is_building(self, key: Hashable) -> bool:
-        with self._lock:
-            lock = self._building.get(key)
-        return lock is not None and lock.locked()
 
     def _builder(self, key: Hashable) -> threading.Lock:
         with self._lock:

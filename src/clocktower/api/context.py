@@ -72,7 +72,7 @@ class AppContext:
             changes=self.changes,
             clock=self.cache_clock,
         )
-        self.bodies = lagging(size=2048)
+        self.bodies = lagging(size=2048, scope_stamps=store.runs_stamps)
         self.rows = lagging(size=256)
         self.pages = lagging(size=256)
         # A revoked token is refused at once, whoever revoked it.
@@ -108,6 +108,18 @@ class AppContext:
         task = asyncio.get_running_loop().create_task(run())
         self._later.add(task)
         task.add_done_callback(self._later.discard)
+
+    async def confirm_cached(self) -> None:
+        """Keep the cached answers about one job's runs fresh while that job's
+        runs are unchanged (see `StampedCache.confirm_scoped`), until cancelled."""
+        if not self.cache or self.cache_lag <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.cache_lag / 2)
+            try:
+                await self.read(self.bodies.confirm_scoped)
+            except Exception:  # the store is away: requests will say so
+                log.debug("cannot confirm cached answers", exc_info=True)
 
     async def settled(self) -> None:
         """Wait for the background reads started so far."""
@@ -156,8 +168,9 @@ async def cached_json(
     if found is not None:
         body = found[0]
     else:
-        scope = None if runs_of is None else functools.partial(ctx.store.runs_stamp, runs_of)
         body = await ctx.read(
-            lambda: cache.get_or_build(key, lambda: build().model_dump_json().encode(), scope=scope)
+            lambda: cache.get_or_build(
+                key, lambda: build().model_dump_json().encode(), scope=runs_of
+            )
         )
     return Response(body, media_type="application/json")

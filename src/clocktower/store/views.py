@@ -192,22 +192,16 @@ class ViewQueries:
         return self.db.change_stamp()
 
     def runs_stamps(self, job_ids: Sequence[str]) -> dict[str, int]:
-        """`runs_stamp` of many jobs in one query."""
+        """For each job, a number that moves whenever one of its runs is
+        created, changed (a lease renewal aside) or deleted, by any process;
+        kept on SQLite only (see `schema.run_stamps`), so it means something
+        only where `change_stamp` is not None."""
         query = select(run_stamps.c.job_id, run_stamps.c.stamp).where(
             run_stamps.c.job_id.in_(sorted(set(job_ids)))
         )
         with self.db.read() as conn:
             found = {job_id: int(stamp) for job_id, stamp in conn.execute(query)}
         return {job_id: found.get(job_id, 0) for job_id in job_ids}
-
-    def runs_stamp(self, job_id: str) -> int:
-        """A number that moves whenever a run of `job_id` is created, changed
-        (a lease renewal aside) or deleted, by any process; kept on SQLite
-        only (see `schema.run_stamps`), so it means something only where
-        `change_stamp` is not None."""
-        query = select(run_stamps.c.stamp).where(run_stamps.c.job_id == job_id)
-        with self.db.read() as conn:
-            return int(conn.execute(query).scalar_one_or_none() or 0)
 
     def probe(self) -> None:
         """Raise unless the store answers a query on its own tables. A SQLite
