@@ -123,8 +123,8 @@ class StampedCache(Generic[T]):
         same key meanwhile get the late value if it is less than two lags
         old, or wait for the new one, so a change does not make fifty
         requests render the same page at once. The clock, the stamps and the
-        service's changes are read before building: a change committed while
-        the value is built makes the entry stale at once."""
+        service's changes are read before building, so the entry counts as
+        older than any change committed while it is built."""
         found = self._fresh(key, self.stamp(), self.lag)
         if found is not None:
             return found[0]
