@@ -14,8 +14,10 @@ import contextlib
 import gc
 import logging
 import logging.handlers
+import os
 import queue
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +139,23 @@ def build_engine(store: Store, options: NodeOptions) -> Engine:
     )
 
 
+def watch_children_with_pidfds() -> None:
+    """Learn that a command's process ended from a pidfd on the event loop,
+    not from a thread started per process blocked in waitpid() (Python 3.11's
+    default; 3.12 already does this where the kernel has pidfds, Linux 5.3+).
+    Called on the running loop, by a process that is the node's alone: the
+    watcher is process-wide."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel or sandbox without pidfds
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
 def settle_memory() -> None:
     """Leave what start-up built (modules, the app, templates, parsed jobs:
     hundreds of thousands of objects that live as long as the process) out of
@@ -165,6 +184,7 @@ async def serve(
     await asyncio.to_thread(mark_broken_jobs, service)
     engine = build_engine(store, options)
     if options.own_process:
+        watch_children_with_pidfds()
         settle_memory()
     loop = Loop(
         engine,
