@@ -75,7 +75,6 @@ class AppContext:
         self.bodies = lagging(size=2048, scope_stamps=store.runs_stamps)
         self.rows = lagging(size=256)
         self.pages = lagging(size=256)
-        # A revoked token is refused at once, whoever revoked it.
         # A token revoked by `clocktower tokens revoke` is refused within the lag.
         self.tokens = lagging(size=1024)
 

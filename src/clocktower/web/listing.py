@@ -1,10 +1,12 @@
 """The jobs table, shared by the Jobs page and its live refresh.
 
 It is the dashboard's busiest part (fifty jobs, a thousand sparkline bars), so
-its rendered rows, and the whole Jobs page around them, are kept while the
-store is unchanged (see `clocktower.api.cache`), for five seconds at most
-because they say "in 5 min". They are rendered with a stand-in for the
-viewer's CSRF token, put in afterwards, so viewers share them.
+its rendered rows, and the whole Jobs page around them, are kept in memory
+(see `clocktower.api.cache` for how long: what this server changed shows at
+once, what others commit within a second), and rendered again after five
+seconds because they say "in 5 min". They are rendered with a stand-in for
+the viewer's CSRF token, put in afterwards, so viewers share them; each job's
+latest outcomes and sparkline are kept while its runs are unchanged.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ async def jobs_rows(request: Request, me: Principal, f: JobFilters) -> tuple[str
 
 async def jobs_page_html(request: Request, me: Principal, f: JobFilters) -> bytes:
     """The whole Jobs page for this viewer (who is named on it): from memory
-    while the store is unchanged, else rendered in a worker thread. A page
+    while fresh, else rendered in a worker thread. A page
     older than `FRESH_FOR` is still answered while a new one is rendered in
     the background: only its relative times have aged."""
     ctx = get_ctx(request)
