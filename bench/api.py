@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api.py [--jobs 10000] [--runs-per-job 100] [--clients 50]
                                   [--seconds 10] [--db PATH] [--driver wrk|httpx]
+                                  [--writes N] [--no-compare]
 
 Seeds a SQLite store (see api_seed.py), starts a node in a child process (the
 scheduler loop and the HTTP server, as `clocktower serve` runs them) on
