@@ -37,3 +37,8 @@ async def overlapping(ctx: Any) -> int:
     finally:
         Concurrency.now -= 1
     return ctx.run_id  # type: ignore[no-any-return]
+
+
+async def naps(ctx: Any, seconds: float) -> int:
+    await asyncio.sleep(seconds)
+    return ctx.run_id  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from clocktower.engine import writer as writer_module
 from clocktower.model import RunState
 from clocktower.store import Store
 from clocktower.store.runs import Written
@@ -137,3 +138,22 @@ async def test_due_runs_waiting_for_a_slot_do_not_wake_the_loop(
     assert engine.free_slots() == 1
     wake = await asyncio.to_thread(engine.next_wakeup)
     assert wake is not None and wake > clock()  # not accepting: still no reason to wake
+
+
+async def test_outcomes_wait_for_running_runs_only_until_the_last_has_ended(
+    store: Store, clock: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The group-commit wait ends when no run is left executing: with a wait of
+    an hour, runs that end one after the other are still recorded at once."""
+    monkeypatch.setattr(writer_module, "GROUP_DELAY", 3600.0)
+    clock.set(T0)
+    service = make_service(store, clock)
+    for i, nap in enumerate((0.01, 0.05, 0.1)):
+        definition = {"call": "tests.engine.targets:naps", "kwargs": {"seconds": nap}}
+        service.create_job({**definition, "cron": "0 3 * * *"}, job_id=f"job-{i}", actor="t")
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=3)
+    await step(engine)
+    await asyncio.wait_for(until_all_final(store, 3), 30)
+    await settle(engine)
+    assert [r.state for r in store.list_runs(limit=10)] == [RunState.SUCCEEDED] * 3

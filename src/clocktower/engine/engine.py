@@ -398,9 +398,10 @@ class Engine:
             follow_ups = policies.retry_for(job, ended, now, permanent=outcome.permanent)
         succeeded = job.id if job is not None and outcome.state is RunState.SUCCEEDED else None
         ending = Ending(Finish(run.id, result, now, follow_ups, succeeded), artifacts)
+        if execution is not None:
+            execution.concluded = True  # no longer executing, as the writer counts
         written = self.writer.finish(ending)
         if execution is not None:
-            execution.concluded = True
             self._release_slot(execution)  # the writer may refill it in the same transaction
         if not await asyncio.shield(written):
             log.warning("run %s was no longer owned by this node; outcome dropped", run.id)
