@@ -291,10 +291,7 @@ def http_runner(bind: str) -> Any:
         refusal = await asyncio.to_thread(check_bind_safety, service.store, host)
         if refusal:
             raise InvalidSpec(refusal, field="bind")
-        # Once the app is built too, start-up is over (see `settle_memory`).
-        await serve_http(
-            service, loop, host=host, port=int(port), on_ready=lambda _: settle_memory()
-        )
+        await serve_http(service, loop, host=host, port=int(port), on_ready=started)
 
     return run
 
