@@ -94,13 +94,13 @@ class StampedCache(Generic[T]):
         if found is not None or not self.lag:
             return found
         late = self._fresh(key, stamp, 2 * self.lag)
-        if late is not None and self._claim(key):
+        if late is not None and self.claim(key):
             return None  # this caller rebuilds it
         return late
 
-    def _claim(self, key: Hashable) -> bool:
-        """Whether the caller is the first to find `key` late (since its last
-        build, or for a lag, should that caller not come back)."""
+    def claim(self, key: Hashable) -> bool:
+        """Whether the caller is the first to set out to rebuild `key` (since
+        its last build, or for a lag, should that caller not come back)."""
         now = self.clock()
         with self._lock:
             claimed = self._claims.get(key)
@@ -156,13 +156,14 @@ class StampedCache(Generic[T]):
     def refresh(self, key: Hashable, build: Callable[[], T]) -> None:
         """Build `key` again although its entry is fresh (it may say "in 5
         min" when it is now in 4); nothing is done while another caller is
-        building it."""
+        building it. Ask `claim` first, so that one caller does it."""
         lock = self._builder(key)
         if not lock.acquire(blocking=False):
             return
         try:
             now, changes, stamp = self.clock(), self.changes(), self.stamp()
             value = build()
+            self.misses += 1
             if stamp is not None:
                 self._put(key, _Entry(stamp, None, None, changes, now, value))
         finally:

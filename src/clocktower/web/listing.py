@@ -102,7 +102,8 @@ async def jobs_page_html(request: Request, me: Principal, f: JobFilters) -> byte
     found = ctx.pages.peek(key)
     if found is not None:
         chunks, built = found[0]
-        if (ctx.now() - built).total_seconds() > FRESH_FOR:
+        aged = (ctx.now() - built).total_seconds() > FRESH_FOR
+        if aged and ctx.pages.claim(key):  # one request renders it again, not each
             ctx.read_later(lambda: ctx.pages.refresh(key, lambda: _render_page(request, me, f)))
     else:
         chunks, _ = await ctx.read(
