@@ -51,9 +51,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored")
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -70,10 +68,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         def to_text(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value.isoformat()} cannot be stored")
             # `2024-03-10 03:00:00.000000+00:00` without its offset.
-            return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+            return _in_utc(value).isoformat(" ", "microseconds")[:-6]
 
         return to_text
 
@@ -88,6 +84,12 @@ class UTCDateTime(TypeDecorator[datetime]):
             return datetime.fromisoformat(value + "+00:00")
 
         return from_text
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} cannot be stored")
+    return value.astimezone(UTC)
 
 
 naming = {
