@@ -132,6 +132,28 @@ def test_outcomes_are_written_before_the_next_start_is_decided(store: Store) -> 
     assert (recorded.state, recorded.result, recorded.finished_at) == (RunState.SUCCEEDED, 1.5, T0)
 
 
+def test_an_outcome_may_say_when_the_target_began(store: Store) -> None:
+    """A run started ahead of a free slot began later than its start was
+    written; its record says when the target began. Without `began` the
+    start stays as written."""
+    job(store, "every", overlap=Overlap.ALLOW, max_concurrency=2)
+    ahead, plain = runs_of(store, "every", 2)
+    claimed(store)
+    start(store, [ahead, plain])
+    began = T0 + timedelta(seconds=3)
+    store.write(
+        node="a",
+        now=T0 + timedelta(seconds=4),
+        finishes=[
+            Finish(ahead, RunResult(RunState.SUCCEEDED), T0 + timedelta(seconds=4), began=began),
+            Finish(plain, RunResult(RunState.SUCCEEDED), T0 + timedelta(seconds=4)),
+        ],
+    )
+    assert store.get_run(ahead).started_at == began
+    assert store.get_run(ahead).duration == 1.0
+    assert store.get_run(plain).started_at == T0
+
+
 def test_outcomes_of_runs_another_node_owns_are_refused(store: Store) -> None:
     job(store, "nightly")
     mine, theirs = runs_of(store, "nightly", 2)

@@ -76,6 +76,7 @@ class Finish:
     now: datetime  # when the run ended
     follow_ups: Sequence[NewRun] = ()
     succeeded_job: str | None = None  # the jobs waiting for this one may now be due
+    began: datetime | None = None  # when its target began, if later than its start was written
 
 
 # The runs of jobs waiting for a job whose run succeeded (`Finish.succeeded_job`),
@@ -629,10 +630,12 @@ class _Statements:
             (runs.c.state == RunState.RUNNING)
             | ((runs.c.state == RunState.SCHEDULED) & runs.c.queued.is_(True)),
         )
+        began = bindparam("b_began", type_=runs.c.started_at.type)
         self.record = (
             update(runs)
             .where(runs.c.id == bindparam("b_id"))
             .values({key: bindparam(f"b_{key}", type_=runs.c[key].type) for key in _OUTCOME})
+            .values(started_at=func.coalesce(began, runs.c.started_at))
         )
         # The start decisions, conditional on the state the runs were read in
         # (and, for claimed runs, on this node still owning them).
@@ -687,6 +690,7 @@ def _outcome_params(finish: Finish) -> dict[str, Any]:
         "b_error": outcome.error,
         "b_result": outcome.result,
         "b_lease_until": None,
+        "b_began": finish.began,
     }
 
 
