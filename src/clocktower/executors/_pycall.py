@@ -18,6 +18,7 @@ CONTEXT_PARAMETER = "ctx"
 TRACEBACK_LINES = 30  # the end of a traceback written to the run's stderr
 
 _OWN_DIR = str(Path(__file__).resolve().parent)
+_JSON_AS_IS = (bool, int, str)  # values a JSON round-trip returns unchanged (not float: NaN)
 
 
 class TargetError(ClocktowerError):
@@ -60,24 +61,50 @@ def arguments(
     signature so a mismatch is reported before anything runs."""
     kwargs = dict(kwargs)
     try:
-        signature = _signature(fn)
-    except (TypeError, ValueError):  # some builtins have none: call as configured
-        return args, kwargs
-    for parameter in signature.parameters.values():
-        if _wants_context(parameter) and parameter.name not in kwargs:
-            kwargs[parameter.name] = ctx
-            break
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TargetError(f"arguments do not match {fn.__qualname__}{signature}: {exc}") from exc
+        context = _context_parameter(fn, len(args), tuple(kwargs))
+    except TypeError:  # an unhashable callable: checked afresh
+        context = _context_parameter.__wrapped__(fn, len(args), tuple(kwargs))
+    if context is not None:
+        kwargs[context] = ctx
     return args, kwargs
 
 
-def is_async(fn: Callable[..., Any]) -> bool:
+@functools.lru_cache(maxsize=1024)
+def _context_parameter(
+    fn: Callable[..., Any], positional: int, names: tuple[str, ...]
+) -> str | None:
+    """The parameter that receives the context, if any; raises TargetError when
+    `positional` arguments and keyword arguments `names` do not fit `fn`. The
+    answer depends on the shape of the arguments only, so it is kept."""
+    try:
+        signature = _signature(fn)
+    except (TypeError, ValueError):  # some builtins have none: call as configured
+        return None
+    context = None
+    for parameter in signature.parameters.values():
+        if _wants_context(parameter) and parameter.name not in names:
+            context = parameter.name
+            break
+    placeholders = dict.fromkeys(names) | ({context: None} if context else {})
+    try:
+        signature.bind(*([None] * positional), **placeholders)
+    except TypeError as exc:
+        raise TargetError(f"arguments do not match {fn.__qualname__}{signature}: {exc}") from exc
+    return context
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 -- an instance with an async __call__
     )
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    try:
+        return _is_async(fn)
+    except TypeError:  # an unhashable callable
+        return _is_async.__wrapped__(fn)
 
 
 def describe(exc: BaseException) -> str:
@@ -103,6 +130,8 @@ def is_clean_exit(exc: BaseException) -> bool:
 
 def json_result(value: Any) -> tuple[Any, str | None]:
     """`value` as it will be stored (JSON round-trip), or None and why it cannot be."""
+    if value is None or type(value) in _JSON_AS_IS:  # most functions return None
+        return value, None
     try:
         return json.loads(json.dumps(value, allow_nan=False)), None
     except (TypeError, ValueError) as exc:
