@@ -7,7 +7,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clocktower.engine import writer as writer_module
 from clocktower.model import RunState
@@ -16,6 +16,9 @@ from clocktower.store.runs import Written
 
 from .helpers import make_engine, make_service, settle, step
 from .targets import Concurrency
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeClock
 
 T0 = datetime(2025, 1, 6, 2, 59, 59, tzinfo=UTC)
 AT3 = datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
@@ -157,3 +160,63 @@ async def test_outcomes_wait_for_running_runs_only_until_the_last_has_ended(
     await asyncio.wait_for(until_all_final(store, 3), 30)
     await settle(engine)
     assert [r.state for r in store.list_runs(limit=10)] == [RunState.SUCCEEDED] * 3
+
+
+def counting_writes(store: Store) -> list[Written]:
+    writes: list[Written] = []
+    write = store.write
+
+    def counted(**kw: Any) -> Written:
+        writes.append(written := write(**kw))
+        return written
+
+    store.write = counted  # type: ignore[method-assign]
+    return writes
+
+
+async def test_short_runs_are_started_ahead_of_a_free_slot(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """Runs that end at once (by the injected clock) let the writer start more
+    due runs than there are free slots; they wait in memory for a slot, so the
+    targets never outnumber the slots."""
+    clock.set(T0)
+    nightly(make_service(store, clock), 40)
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=2)
+    writes = counting_writes(store)
+    Concurrency.most = 0
+    await step(engine, wait=False)
+    await until_all_final(store, 40)
+    await settle(engine)
+    assert [r.state for r in store.list_runs(limit=50)] == [RunState.SUCCEEDED] * 40
+    assert max(len(w.claimed) for w in writes) > 2  # more than the free slots
+    assert Concurrency.most == 2
+    assert engine.free_slots() == 2 and engine.executions == {}
+
+
+class TickingClock:
+    """Every reading is 0.5 s after the one before: every run looks long."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def __call__(self) -> datetime:
+        return self.clock.advance(0.5)
+
+
+async def test_long_runs_are_not_started_ahead_of_a_free_slot(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """A node whose runs take long claims for its free slots only: the runs it
+    cannot start now stay with the store, for any node with a free slot."""
+    clock.set(T0)
+    nightly(make_service(store, clock), 12)
+    clock.set(AT3)
+    engine = make_engine(store, TickingClock(clock), tmp_path, max_concurrent_runs=2)
+    writes = counting_writes(store)
+    await step(engine, wait=False)
+    await until_all_final(store, 12)
+    await settle(engine)
+    assert [r.state for r in store.list_runs(limit=20)] == [RunState.SUCCEEDED] * 12
+    assert max(len(w.claimed) for w in writes) <= 2

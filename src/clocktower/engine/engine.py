@@ -9,6 +9,18 @@ groups the starts and outcomes of many runs into one transaction.
 
 A run holds one of the node's `max_concurrent_runs` slots from its claim until
 its target has ended; recording the outcome happens after the slot is free.
+
+Read-ahead: a node working through short runs that are already due starts
+more of them than it has free slots, in the transaction that records the ones
+that ended, and keeps them in memory until a slot frees; when the outcome is
+recorded, the run's `started_at` becomes the instant its target began. Without
+it every slot would wait for a transaction between one short run and the next
+(bench/firing.py (a): 10,000 runs due at once on 8 slots, all started after
+4.5 s without, 3.2 s with). How many: `READ_AHEAD` for each run that ended in
+under `QUICK_RUN` since the previous claim, at most `READ_AHEAD_LIMIT` times
+`max_concurrent_runs` waiting. A node whose runs are long reads nothing ahead,
+so it does not hold runs that another node could start at once. The slots
+still bound how many targets execute at a time.
 """
 
 from __future__ import annotations
@@ -41,6 +53,9 @@ log = logging.getLogger("clocktower.engine")
 Clock = Callable[[], datetime]
 
 TRIGGER_CACHE = 50_000  # compiled triggers kept, by job
+QUICK_RUN = timedelta(milliseconds=100)  # runs this short are worth reading ahead for
+READ_AHEAD = 4  # runs started ahead of a slot, for each one that ended quickly
+READ_AHEAD_LIMIT = 8  # at most this many times max_concurrent_runs waiting for a slot
 
 
 def utcnow() -> datetime:
@@ -66,6 +81,8 @@ class Execution:
     started: Started | None = None  # the store's answer to starting it
     concluded: bool = False  # its outcome is handed to the writer
     holds_slot: bool = True
+    slot: asyncio.Future[None] | None = None  # read ahead: resolved when a slot is its own
+    began: datetime | None = None  # when its target began (read-ahead runs only)
 
     @property
     def running(self) -> bool:
@@ -83,6 +100,8 @@ class Engine:
         self.broken: dict[str, str] = {}
         self._triggers: dict[str, tuple[int, Trigger]] = {}
         self._slots_held = 0
+        self._waiting: deque[Execution] = deque()  # read ahead, in start order
+        self._quick_endings = 0  # runs that ended in under QUICK_RUN since the last claim
         self._artifacts_root = settings.artifacts_dir.resolve()
         self.accepting = True  # false while draining or when leases cannot be renewed
         self.on_change: Callable[[], None] = lambda: None  # wakes the loop
@@ -98,6 +117,7 @@ class Engine:
         )
         self.writer = Writer(store, work)
         self.writer.reserve = self._reserve
+        self.writer.ahead = self._ahead
         self.writer.on_claimed = self._start_written
         self.writer.on_idle = lambda: self.on_change()
         self.writer.executing = lambda: sum(1 for e in self.executions.values() if e.running)
@@ -222,21 +242,48 @@ class Engine:
         self._slots_held += max(room, 0)
         return max(room, 0)
 
+    def _ahead(self) -> int:
+        """Runs the writer may start beyond the reserved slots (see read-ahead)."""
+        quick, self._quick_endings = self._quick_endings, 0
+        if not self.accepting:
+            return 0
+        limit = READ_AHEAD_LIMIT * self.settings.max_concurrent_runs - len(self._waiting)
+        return max(0, min(READ_AHEAD * quick, limit))
+
     def _start_written(self, claimed: list[Started], reserved: int) -> None:
-        """Runs the writer claimed and started at once; unused slots go back."""
+        """Runs the writer claimed and started at once: the first take the
+        reserved slots (unused ones go back), the rest wait for one."""
         for started in claimed:
             _log_not_started(started)
         runs = [s for s in claimed if s.started]
-        self._slots_held -= reserved - len(runs)
-        for started in runs:
-            self._spawn(Execution(started.run, started=started))
+        self._slots_held -= reserved - min(len(runs), reserved)
+        loop = asyncio.get_running_loop()
+        for index, started in enumerate(runs):
+            execution = Execution(started.run, started=started)
+            if index < reserved:
+                pass
+            elif self.free_slots() > 0:  # freed while the claim was written
+                self._slots_held += 1
+            else:
+                execution.holds_slot = False
+                execution.slot = loop.create_future()
+                self._waiting.append(execution)
+            self._spawn(execution)
 
     def _release_slot(self, execution: Execution) -> None:
-        if execution.holds_slot:
-            execution.holds_slot = False
-            self._slots_held -= 1
-            self.writer.refill = True  # more runs may be due for the freed slot
-            self.writer.kick()
+        if not execution.holds_slot:
+            return
+        execution.holds_slot = False
+        self.writer.refill = True  # more runs may be due for the freed slot
+        while self._waiting:  # a run read ahead takes it
+            waiting = self._waiting.popleft()
+            if waiting.slot is not None and not waiting.slot.done():
+                waiting.holds_slot = True
+                waiting.slot.set_result(None)
+                self.writer.kick()
+                return
+        self._slots_held -= 1
+        self.writer.kick()
 
     def cancel_local(self, run_id: int, reason: str) -> bool:
         execution = self.executions.get(run_id)
@@ -254,6 +301,9 @@ class Engine:
                 execution.started = await self._request_start(execution)
                 if execution.started is not None:
                     _log_not_started(execution.started)
+            if execution.slot is not None and execution.running:
+                await execution.slot
+                execution.began = self.clock()
             if execution.running:
                 await self._run_started(execution)
         except asyncio.CancelledError:
@@ -269,6 +319,8 @@ class Engine:
             failed = Outcome(RunState.FAILED, error="internal error")
             await self._record(run, failed, None, execution=execution)
         finally:
+            if execution.slot is not None and not execution.slot.done():
+                execution.slot.cancel()  # stopped while waiting: it never takes a slot
             self._release_slot(execution)
             self.executions.pop(run.id, None)
 
@@ -300,14 +352,15 @@ class Engine:
         job = started.job
         if job is None:
             job = await asyncio.to_thread(self.store.get_job, run.job_id, include_deleted=True)
-        log.debug(
-            "run %s of %s started (%s, attempt %s, for %s)",
-            run.id,
-            run.job_id,
-            run.trigger,
-            run.attempt,
-            f"{run.scheduled_for:%Y-%m-%d %H:%M:%S}Z",
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "run %s of %s started (%s, attempt %s, for %s)",
+                run.id,
+                run.job_id,
+                run.trigger,
+                run.attempt,
+                f"{run.scheduled_for:%Y-%m-%d %H:%M:%S}Z",
+            )
         await self._run_target(job, run, execution)
 
     def _stopped(self, execution: Execution) -> Outcome:
@@ -393,20 +446,25 @@ class Engine:
             outcome.state, outcome.exit_code, outcome.http_status, outcome.error, outcome.result
         )
         follow_ups: list[NewRun] = []
-        if job is not None:
+        if job is not None and outcome.state.retryable:
             ended = dataclasses.replace(run, state=outcome.state, finished_at=now)
             follow_ups = policies.retry_for(job, ended, now, permanent=outcome.permanent)
         succeeded = job.id if job is not None and outcome.state is RunState.SUCCEEDED else None
-        ending = Ending(Finish(run.id, result, now, follow_ups, succeeded), artifacts)
+        began = execution.began if execution is not None else None
+        ending = Ending(Finish(run.id, result, now, follow_ups, succeeded, began), artifacts)
         if execution is not None:
             execution.concluded = True  # no longer executing, as the writer counts
+            start = began or run.started_at
+            if job is not None and start is not None and now - start < QUICK_RUN:
+                self._quick_endings += 1
         written = self.writer.finish(ending)
         if execution is not None:
             self._release_slot(execution)  # the writer may refill it in the same transaction
         if not await asyncio.shield(written):
             log.warning("run %s was no longer owned by this node; outcome dropped", run.id)
             return
-        took = f" in {(now - run.started_at).total_seconds():.2f}s" if run.started_at else ""
+        start = began or run.started_at
+        took = f" in {(now - start).total_seconds():.2f}s" if start else ""
         detail = f": {outcome.error}" if outcome.error else ""
         level = logging.INFO if outcome.state is RunState.SUCCEEDED else logging.WARNING
         log.log(level, "run %s of %s %s%s%s", run.id, run.job_id, outcome.state, took, detail)

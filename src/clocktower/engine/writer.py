@@ -92,6 +92,7 @@ class Writer:
         # Slots to fill from the runs already due; the engine holds them until
         # `on_claimed` says how many were used.
         self.reserve: Callable[[], int] = lambda: 0
+        self.ahead: Callable[[], int] = lambda: 0  # more runs to start than reserved slots
         self.on_claimed: Callable[[list[Started], int], None] = lambda started, reserved: None
         self.on_idle: Callable[[], None] = lambda: None  # nothing more due: the loop takes over
         self.executing: Callable[[], int] = lambda: 0  # runs whose outcome is still to come
@@ -164,14 +165,17 @@ class Writer:
                 # wait ends early when the last of them has ended.
                 await self._gather_endings()
             batch, self._batch = self._batch, Batch()
-            claim = self.reserve() if self.refill else 0
+            slots = self.reserve() if self.refill else 0
+            claim = slots + (self.ahead() if self.refill else 0)
             if not batch and claim <= 0:
+                self.on_claimed([], slots)
+                self.refill = False
                 return
             try:
                 written = await asyncio.to_thread(self._write, batch, claim)
             except Exception as exc:
                 self.refill = False
-                self.on_claimed([], claim)
+                self.on_claimed([], slots)
                 await self._one_by_one(batch, exc)
                 continue
             _deliver(batch, written)
@@ -179,7 +183,7 @@ class Writer:
                 self._tidying = asyncio.create_task(asyncio.to_thread(self.work.tidy))
             if claim > 0:
                 self.refill = written.more
-                self.on_claimed(written.claimed, claim)
+                self.on_claimed(written.claimed, slots)
                 if not written.more:
                     self.on_idle()
 
