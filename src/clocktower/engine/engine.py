@@ -472,10 +472,19 @@ class Engine:
             log.info("  %s of %s due at %s", follow.trigger, follow.job_id, follow.due_at)
 
     def _prepare(self, endings: list[Ending]) -> None:
-        """Before outcomes are recorded (in the writer's thread): keep each run's artifacts."""
+        """Before outcomes are recorded (in the writer's thread): keep each run's
+        artifacts. Most runs make no folder: one listing of the artifacts root
+        finds the few that did, instead of a failing lookup per run."""
+        try:
+            made = set(os.listdir(self._artifacts_root))
+        except OSError:
+            made = set()
         for ending in endings:
-            if ending.artifacts is not None:
-                self._keep_artifacts(ending.finish.run_id, ending.artifacts)
+            folder = ending.artifacts
+            if folder is None:
+                continue
+            if folder.parent != self._artifacts_root or folder.name in made:
+                self._keep_artifacts(ending.finish.run_id, folder)
 
     def _dependents(self, finish: Finish, waiting: list[Job]) -> list[NewRun]:
         """The runs of `waiting` jobs due now that `finish.succeeded_job` succeeded
