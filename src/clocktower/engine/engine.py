@@ -26,6 +26,7 @@ still bound how many targets execute at a time.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -44,7 +45,7 @@ from clocktower.executors import get_executor
 from clocktower.executors.base import FireContext, Outcome
 from clocktower.model import InvalidSpec, Job, Run, RunState, TriggerKind
 from clocktower.store import FirePlan, NewRun, RunResult, Store
-from clocktower.store.runs import Finish, Started
+from clocktower.store.runs import Finish, Started, start_order
 from clocktower.triggers import compile_trigger
 from clocktower.triggers.base import Trigger
 
@@ -100,7 +101,7 @@ class Engine:
         self.broken: dict[str, str] = {}
         self._triggers: dict[str, tuple[int, Trigger]] = {}
         self._slots_held = 0
-        self._waiting: deque[Execution] = deque()  # read ahead, in start order
+        self._waiting: list[Execution] = []  # read ahead, in start order (`start_order`)
         self._quick_endings = 0  # runs that ended in under QUICK_RUN since the last claim
         self._artifacts_root = settings.artifacts_dir.resolve()
         self.accepting = True  # false while draining or when leases cannot be renewed
@@ -267,7 +268,8 @@ class Engine:
             else:
                 execution.holds_slot = False
                 execution.slot = loop.create_future()
-                self._waiting.append(execution)
+                # A later claim may hold a run of higher priority: it goes first.
+                bisect.insort(self._waiting, execution, key=lambda e: start_order(e.run))
             self._spawn(execution)
 
     def _release_slot(self, execution: Execution) -> None:
@@ -276,7 +278,7 @@ class Engine:
         execution.holds_slot = False
         self.writer.refill = True  # more runs may be due for the freed slot
         while self._waiting:  # a run read ahead takes it
-            waiting = self._waiting.popleft()
+            waiting = self._waiting.pop(0)
             if waiting.slot is not None and not waiting.slot.done():
                 waiting.holds_slot = True
                 waiting.slot.set_result(None)
