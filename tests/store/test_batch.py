@@ -3,10 +3,26 @@ the same decisions as one run at a time, in one transaction."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from clocktower.engine import Engine, EngineSettings
 from clocktower.engine.policies import decide_start
-from clocktower.model import CommandTarget, JobSpec, Overlap, Policies, RunState, TriggerKind
+from clocktower.model import (
+    CommandTarget,
+    Job,
+    JobSpec,
+    Overlap,
+    Policies,
+    RunState,
+    TriggerKind,
+)
 from clocktower.store import NewRun, RunResult, Store
 from clocktower.store.output import Output
 from clocktower.store.runs import Finish
@@ -223,3 +239,63 @@ def test_dependents_of_finds_the_jobs_waiting_for_each(store: Store) -> None:
     }
     store.delete_job("report", now=T0)
     assert [j.id for j in store.dependents("transform")] == ["load"]
+
+
+@pytest.mark.postgres
+def test_two_upstream_jobs_ending_at_once_start_their_dependent_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """`load` waits for `extract` and `fetch`. Two nodes record their successes
+    in concurrent transactions: the second must not decide before the first
+    has committed (each would miss the other's success, and `load` would never
+    run), nor run `load` a second time after it."""
+    store = Store(postgres_url)
+    store.upgrade()
+    try:
+        for name in ("extract", "fetch"):
+            job(store, name)
+        spec = JobSpec(id="load", target=CommandTarget(command="true"), after=("extract", "fetch"))
+        store.put_job(spec, now=T0, next_fire_at=None)
+        first, second = runs_of(store, "extract", 1) + runs_of(store, "fetch", 1)
+        claimed(store)
+        start(store, [first, second])
+        engine = Engine(
+            store, EngineSettings(node_id="a", artifacts_dir=tmp_path), clock=lambda: T0
+        )
+        inside, release = threading.Event(), threading.Event()
+
+        def held(finish: Finish, waiting: list[Job]) -> list[NewRun]:
+            created = engine._dependents(finish, waiting)
+            inside.set()
+            release.wait(30)  # the transaction recording `extract` stays open
+            return created
+
+        def finish(run_id: int, job_id: str, dependents: Any) -> None:
+            done = Finish(run_id, RunResult(RunState.SUCCEEDED), T0, succeeded_job=job_id)
+            store.write(node="a", now=T0, finishes=[done], dependents=dependents)
+
+        with ThreadPoolExecutor(2) as pool:
+            one = pool.submit(finish, first, "extract", held)
+            assert inside.wait(30)
+            two = pool.submit(finish, second, "fetch", engine._dependents)
+            for _ in range(1000):  # until the second has ended or waits for a lock
+                if two.done() or _waiting_for_a_lock(postgres_url):
+                    break
+                time.sleep(0.01)
+            release.set()
+            one.result(30)
+            two.result(30)
+        assert [r.trigger for r in store.list_runs(job_id="load")] == [TriggerKind.DEPENDENCY]
+    finally:
+        store.close()
+
+
+def _waiting_for_a_lock(url: str) -> bool:
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0]
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).fetchone()
+        return bool(row and row[0])
