@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clocktower.engine import Engine, Loop
+from clocktower.engine import engine as engine_module
 from clocktower.engine import writer as writer_module
 from clocktower.model import RunState
 from clocktower.store import Store
@@ -220,3 +222,107 @@ async def test_long_runs_are_not_started_ahead_of_a_free_slot(
     await settle(engine)
     assert [r.state for r in store.list_runs(limit=20)] == [RunState.SUCCEEDED] * 12
     assert max(len(w.claimed) for w in writes) <= 2
+
+
+async def read_ahead(engine: Engine, quick: int) -> None:
+    """As if `quick` short runs had just ended: the writer claims for the free
+    slots and reads ahead."""
+    engine._quick_endings = quick
+    engine.writer.refill = True
+    engine.writer.kick()
+    await engine.writer.idle()
+
+
+async def test_runs_read_ahead_take_the_slots_another_claim_gives_back(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """The loop's claim holds the free slots while it is written; the writer
+    reads ahead meanwhile, so its runs wait. When the loop's claim finds
+    nothing and gives its slots back, the waiting runs take them."""
+    clock.set(T0)
+    nightly(make_service(store, clock), 6)
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=2)
+    while await asyncio.to_thread(engine.fire_due):
+        pass
+    gate = threading.Event()
+    claim = engine.claim
+
+    def held(limit: int | None = None) -> list[Any]:
+        gate.wait(10)
+        return claim(limit) if limit == 0 else []  # the other runs are the writer's
+
+    engine.claim = held  # type: ignore[method-assign]
+    Concurrency.most = 0
+    tick = asyncio.create_task(engine.claim_and_start())
+    await asyncio.sleep(0.05)  # the tick holds both slots, its claim at the gate
+    assert engine.free_slots() == 0
+    await read_ahead(engine, quick=2)
+    assert len(engine._waiting) == 6
+    gate.set()
+    assert await tick == []
+    await until_all_final(store, 6)
+    await settle(engine)
+    assert [r.state for r in store.list_runs(limit=10)] == [RunState.SUCCEEDED] * 6
+    assert Concurrency.most == 2
+    assert engine.free_slots() == 2 and engine._waiting == []
+
+
+async def long_run_holding_the_slot(store: Store, clock: Any, tmp_path: Path) -> Engine:
+    """A node with one slot, taken by a run that sleeps, and three due runs."""
+    clock.set(T0)
+    service = make_service(store, clock)
+    definition = {"call": "tests.engine.targets:slow_async", "cron": "0 3 * * *"}
+    service.create_job(definition, job_id="slow", actor="t")
+    nightly(service, 3)
+    clock.set(AT3)
+    engine = make_engine(store, clock, tmp_path, max_concurrent_runs=1, lease=3600)
+    engine.claim = lambda limit=None: [  # type: ignore[method-assign]
+        r for r in Engine.claim(engine, limit) if r.job_id == "slow"
+    ]
+    while await asyncio.to_thread(engine.fire_due):
+        pass
+    await engine.claim_and_start()
+    for _ in range(500):
+        if [r.state for r in store.list_runs(job_id="slow")] == [RunState.RUNNING]:
+            break
+        await asyncio.sleep(0.01)
+    return engine
+
+
+async def test_a_run_read_ahead_goes_back_to_the_store_when_no_slot_frees(
+    store: Store, clock: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(engine_module, "READ_AHEAD_WAIT", 0.05)
+    engine = await long_run_holding_the_slot(store, clock, tmp_path)
+    await read_ahead(engine, quick=1)
+    waiting = [e.run.id for e in engine._waiting]
+    assert len(waiting) == 3
+    for _ in range(500):
+        if not engine._waiting and len(engine.executions) == 1:
+            break
+        await asyncio.sleep(0.01)
+    for run_id in waiting:
+        run = store.get_run(run_id)
+        assert (run.state, run.node, run.started_at) == (RunState.SCHEDULED, None, None)
+    assert [r.state for r in store.list_runs(job_id="slow")] == [RunState.RUNNING]
+    engine.accepting = False  # the slot the sleeping run frees stays free
+    for run_id in list(engine.executions):
+        engine.cancel_local(run_id, "done")
+    await settle(engine)
+
+
+async def test_shutdown_gives_back_the_runs_read_ahead(
+    store: Store, clock: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Their targets never began: they are scheduled again for another node,
+    not recorded as interrupted (which would spend a retry)."""
+    monkeypatch.setattr(engine_module, "READ_AHEAD_WAIT", 3600.0)
+    engine = await long_run_holding_the_slot(store, clock, tmp_path)
+    await read_ahead(engine, quick=1)
+    waiting = [e.run.id for e in engine._waiting]
+    assert len(waiting) == 3
+    await Loop(engine).drain(grace=0.1)
+    assert [store.get_run(i).state for i in waiting] == [RunState.SCHEDULED] * 3
+    (slow,) = store.list_runs(job_id="slow")
+    assert slow.state is RunState.FAILED and slow.error == "interrupted: node shutting down"

@@ -16,11 +16,13 @@ that ended, and keeps them in memory until a slot frees; when the outcome is
 recorded, the run's `started_at` becomes the instant its target began. Without
 it every slot would wait for a transaction between one short run and the next
 (bench/firing.py (a): 10,000 runs due at once on 8 slots, all started after
-4.5 s without, 3.2 s with). How many: `READ_AHEAD` for each run that ended in
-under `QUICK_RUN` since the previous claim, at most `READ_AHEAD_LIMIT` times
-`max_concurrent_runs` waiting. A node whose runs are long reads nothing ahead,
-so it does not hold runs that another node could start at once. The slots
-still bound how many targets execute at a time.
+4.5 s without, 3.2 s with). How many: `READ_AHEAD` for each run that ran to
+its end in under `QUICK_RUN` since the previous claim, at most
+`READ_AHEAD_LIMIT` times `max_concurrent_runs` waiting. A run that waits
+longer than `READ_AHEAD_WAIT`, or whose node shuts down first, goes back to
+the store (`Store.give_back`), for any node to take. Every place that gives
+slots back hands them to waiting runs first (`_hand_over`). The slots still
+bound how many targets execute at a time.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ TRIGGER_CACHE = 50_000  # compiled triggers kept, by job
 QUICK_RUN = timedelta(milliseconds=100)  # runs this short are worth reading ahead for
 READ_AHEAD = 4  # runs started ahead of a slot, for each one that ended quickly
 READ_AHEAD_LIMIT = 8  # at most this many times max_concurrent_runs waiting for a slot
+READ_AHEAD_WAIT = 1.0  # seconds a run read ahead waits for a slot before going back to the store
 
 
 def utcnow() -> datetime:
@@ -74,7 +77,7 @@ class EngineSettings:
     max_artifact_bytes: int = 50 << 20
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Execution:
     run: Run
     task: asyncio.Task[None] | None = None
@@ -82,13 +85,20 @@ class Execution:
     started: Started | None = None  # the store's answer to starting it
     concluded: bool = False  # its outcome is handed to the writer
     holds_slot: bool = True
-    slot: asyncio.Future[None] | None = None  # read ahead: resolved when a slot is its own
+    # Read ahead: True once a slot is its own, False when it waited too long.
+    slot: asyncio.Future[bool] | None = None
+    queued: bool = False  # in the engine's list of runs waiting for a slot
     began: datetime | None = None  # when its target began (read-ahead runs only)
 
     @property
     def running(self) -> bool:
         """Started in the store and not yet concluded: it must end with an outcome."""
         return self.started is not None and self.started.started and not self.concluded
+
+    @property
+    def waiting(self) -> bool:
+        """Read ahead, and its target has not begun."""
+        return self.slot is not None and self.began is None
 
 
 class Engine:
@@ -190,6 +200,7 @@ class Engine:
             claimed = await asyncio.to_thread(self.claim, room) if room > 0 else []
         finally:
             self._slots_held -= room
+            self._hand_over()
         self.start_claimed(claimed)
         return claimed
 
@@ -263,34 +274,54 @@ class Engine:
             execution = Execution(started.run, started=started)
             if index < reserved:
                 pass
-            elif self.free_slots() > 0:  # freed while the claim was written
-                self._slots_held += 1
+            elif not self._waiting and self.free_slots() > 0:
+                self._slots_held += 1  # freed while the claim was written
             else:
                 execution.holds_slot = False
                 execution.slot = loop.create_future()
+                execution.queued = True
                 # A later claim may hold a run of higher priority: it goes first.
                 bisect.insort(self._waiting, execution, key=lambda e: start_order(e.run))
             self._spawn(execution)
+        self._hand_over()  # unused reserved slots go to runs already waiting
+
+    def _hand_over(self) -> None:
+        """Give free slots to runs read ahead, in start order. Called wherever
+        slots are given back, so that none stays free while a run waits."""
+        while self._waiting and self.free_slots() > 0:
+            waiting = self._waiting.pop(0)
+            waiting.queued = False
+            if waiting.slot is not None and not waiting.slot.done():
+                self._slots_held += 1
+                waiting.holds_slot = True
+                waiting.slot.set_result(True)
 
     def _release_slot(self, execution: Execution) -> None:
         if not execution.holds_slot:
             return
         execution.holds_slot = False
-        self.writer.refill = True  # more runs may be due for the freed slot
-        while self._waiting:  # a run read ahead takes it
-            waiting = self._waiting.pop(0)
-            if waiting.slot is not None and not waiting.slot.done():
-                waiting.holds_slot = True
-                waiting.slot.set_result(None)
-                self.writer.kick()
-                return
         self._slots_held -= 1
+        self.writer.refill = True  # more runs may be due for the freed slot
+        self._hand_over()
         self.writer.kick()
 
+    def _forget_waiting(self, execution: Execution) -> None:
+        if execution.slot is not None and not execution.slot.done():
+            execution.slot.cancel()  # it never takes a slot
+        if execution.queued:
+            execution.queued = False
+            self._waiting.remove(execution)
+
     def cancel_local(self, run_id: int, reason: str) -> bool:
+        """Stop a run this node executes; safe from any thread (the store's
+        answers that lead here are read in worker threads)."""
         execution = self.executions.get(run_id)
         if execution is None or execution.task is None or execution.task.done():
             return False
+        loop = execution.task.get_loop()
+        if _running_loop() is not loop:
+            loop.call_soon_threadsafe(self.cancel_local, run_id, reason)
+            return True
         execution.cancel_reason = execution.cancel_reason or reason
         execution.task.cancel()
         return True
@@ -304,11 +335,18 @@ class Engine:
                 if execution.started is not None:
                     _log_not_started(execution.started)
             if execution.slot is not None and execution.running:
-                await execution.slot
+                if not await self._take_slot(execution):
+                    return
                 execution.began = self.clock()
             if execution.running:
                 await self._run_started(execution)
         except asyncio.CancelledError:
+            reason = execution.cancel_reason or ""
+            if execution.waiting and execution.running and reason.startswith("interrupted"):
+                # Read ahead, its target never began: another node may run it.
+                self._forget_waiting(execution)
+                await asyncio.to_thread(self.store.give_back, [run.id], node=self.node)
+                raise
             if execution.running:  # started, never ran to an outcome: it stops here
                 started = execution.started
                 job = started.job if started is not None else None
@@ -321,10 +359,32 @@ class Engine:
             failed = Outcome(RunState.FAILED, error="internal error")
             await self._record(run, failed, None, execution=execution)
         finally:
-            if execution.slot is not None and not execution.slot.done():
-                execution.slot.cancel()  # stopped while waiting: it never takes a slot
+            self._forget_waiting(execution)
             self._release_slot(execution)
             self.executions.pop(run.id, None)
+
+    async def _take_slot(self, execution: Execution) -> bool:
+        """Wait for a slot for a run read ahead. If none frees within
+        `READ_AHEAD_WAIT` (the runs ahead of it turned out long), give the run
+        back to the store, where any node with a free slot takes it."""
+        slot = execution.slot
+        assert slot is not None
+        if not slot.done():  # usually it is: handed over before this task ran
+            # A timer, not asyncio.wait_for: most runs read ahead never wait long,
+            # and wait_for costs more than a short run.
+            timer = asyncio.get_running_loop().call_later(READ_AHEAD_WAIT, _too_long, slot)
+            try:
+                await slot
+            finally:
+                timer.cancel()
+        if slot.result():
+            return True
+        self._forget_waiting(execution)
+        run = execution.run
+        await asyncio.to_thread(self.store.give_back, [run.id], node=self.node)
+        execution.concluded = True  # nothing left to record here
+        log.info("run %s of %s given back: no slot freed for it", run.id, run.job_id)
+        return False
 
     async def _wait_until(self, instant: datetime) -> None:
         """Sleep until `instant` by the engine's clock; never return before it."""
@@ -457,7 +517,8 @@ class Engine:
         if execution is not None:
             execution.concluded = True  # no longer executing, as the writer counts
             start = began or run.started_at
-            if job is not None and start is not None and now - start < QUICK_RUN:
+            ran = execution.cancel_reason is None and outcome.state in _RAN
+            if ran and start is not None and now - start < QUICK_RUN:
                 self._quick_endings += 1
         written = self.writer.finish(ending)
         if execution is not None:
@@ -525,6 +586,21 @@ class Engine:
             return True
         success = self.store.last_success(upstream)
         return bool(success and success.finished_at and success.finished_at > since)
+
+
+_RAN = (RunState.SUCCEEDED, RunState.FAILED)  # outcomes of a target that ran to its end
+
+
+def _too_long(slot: asyncio.Future[bool]) -> None:
+    if not slot.done():
+        slot.set_result(False)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _log_not_started(started: Started) -> None:

@@ -116,13 +116,14 @@ class Loop:
     # ------------------------------------------------------------------ shutdown
 
     async def drain(self, grace: float) -> None:
-        """Stop claiming, give back runs not yet started, let running ones finish
-        within `grace`, then interrupt them (recorded as failed, so the retry
-        policy applies)."""
+        """Stop claiming, give back runs whose target has not begun, let running
+        ones finish within `grace`, then interrupt them (recorded as failed, so
+        the retry policy applies)."""
         engine = self.engine
         engine.accepting = False
         for run_id, execution in list(engine.executions.items()):
-            if execution.started is None:  # waiting for its instant: given back
+            # Waiting for its instant, or read ahead and waiting for a slot.
+            if execution.started is None or execution.waiting:
                 engine.cancel_local(run_id, "interrupted: node shutting down")
         tasks = [e.task for e in engine.executions.values() if e.task is not None]
         if tasks:

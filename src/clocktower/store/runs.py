@@ -435,6 +435,23 @@ class RunQueries:
             )
             self.db.notify(conn)
 
+    def give_back(self, run_ids: Sequence[int], *, node: str) -> None:
+        """Give back started runs whose target never began (read ahead of a
+        slot that did not free): scheduled again, for any node to take."""
+        if not run_ids:
+            return
+        with self.db.write() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id.in_(run_ids),
+                    runs.c.node == node,
+                    self._sql.state == RunState.RUNNING,
+                )
+                .values(state=RunState.SCHEDULED, node=None, lease_until=None, started_at=None)
+            )
+            self.db.notify(conn)
+
     def cancel(self, run_id: int, *, now: datetime, reason: str = "cancelled") -> Run:
         """Cancel a run: a waiting one at once; a running one is asked to stop,
         and its node records it cancelled once the target is stopped."""
