@@ -42,3 +42,7 @@ async def overlapping(ctx: Any) -> int:
 async def naps(ctx: Any, seconds: float) -> int:
     await asyncio.sleep(seconds)
     return ctx.run_id  # type: ignore[no-any-return]
+
+
+def payload(ctx: Any) -> Any:
+    return ctx.payload

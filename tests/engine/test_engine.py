@@ -4,7 +4,9 @@ real commands."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,15 +67,26 @@ async def test_creating_editing_or_resuming_never_fires(
 
 
 @pytest.mark.parametrize(
-    ("policy", "runs_for", "missed"),
+    ("policy", "runs_for", "missed", "missed_range"),
     [
-        ("latest", ["2025-01-10"], 4),
-        ("all", ["2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09", "2025-01-10"], 0),
-        ("none", [], 5),
+        ("latest", ["2025-01-10"], 4, ("2025-01-06", "2025-01-09")),
+        (
+            "all",
+            ["2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09", "2025-01-10"],
+            0,
+            None,
+        ),
+        ("none", [], 5, ("2025-01-06", "2025-01-10")),
     ],
 )
 async def test_catch_up_after_downtime(
-    store: Store, clock: Any, tmp_path: Path, policy: str, runs_for: list[str], missed: int
+    store: Store,
+    clock: Any,
+    tmp_path: Path,
+    policy: str,
+    runs_for: list[str],
+    missed: int,
+    missed_range: tuple[str, str] | None,
 ) -> None:
     clock.set(T0)
     make_service(store, clock).create_job(job(catch_up=policy), job_id="nightly", actor="t")
@@ -89,6 +102,9 @@ async def test_catch_up_after_downtime(
         (record,) = records
         assert record.missed_count == missed
         assert "missed" in (record.error or "")
+        assert record.missed_until is not None
+        first, last = f"{record.scheduled_for:%Y-%m-%d}", f"{record.missed_until:%Y-%m-%d}"
+        assert (first, last) == missed_range  # the fire times the record covers
     else:
         assert records == []
     assert store.get_job("nightly").next_fire_at == datetime(2025, 1, 11, 3, 0, tzinfo=UTC)
@@ -108,6 +124,8 @@ async def test_catch_up_window_bounds_what_runs(store: Store, clock: Any, tmp_pa
     assert ran == ["09", "10"]
     (record,) = [r for r in runs if r.state is RunState.MISSED]
     assert record.missed_count == 3
+    assert record.missed_until is not None
+    assert (record.scheduled_for.day, record.missed_until.day) == (6, 8)
 
 
 async def test_a_one_off_whose_instant_passed_while_down_runs_on_start(
@@ -143,6 +161,38 @@ async def _first_run_running(store: Store, clock: Any, tmp_path: Path, **policy:
     await until_running(engine, store, first.id)
     clock.advance(60)
     return engine, first
+
+
+async def test_a_node_that_lost_a_lease_stops_the_run_and_its_outcome_is_refused(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """Fail closed: another node declared the run lost (its lease passed
+    unrenewed); the node that still runs it stops it at its next renewal, and
+    what it would record is refused."""
+    clock.set(T0)
+    pidfile = tmp_path / "pid"
+    make_service(store, clock).create_job(
+        job(f'echo $$ > "{pidfile}"; exec sleep 60', kill_grace="1s"), job_id="slow", actor="t"
+    )
+    engine = make_engine(store, clock, tmp_path)
+    clock.set(AT3)
+    (run,) = await step(engine, wait=False)
+    await until_running(engine, store, run.id)
+    for _ in range(500):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        await asyncio.sleep(0.01)
+    pid = int(pidfile.read_text())
+    clock.advance(engine.settings.lease + 1)  # no renewal meanwhile
+    other = make_engine(store, clock, tmp_path, node="node-b")
+    assert [r.id for r in await asyncio.to_thread(other.expire_leases)] == [run.id]
+    await asyncio.to_thread(engine.renew_leases)  # finds it no longer owns the run
+    await settle(engine)
+    assert engine.executions == {}
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the command is gone
+    recorded = store.get_run(run.id)
+    assert recorded.state is RunState.LOST and "stopped renewing" in (recorded.error or "")
 
 
 async def test_overlap_skip_records_a_skipped_run(
@@ -315,6 +365,22 @@ async def test_manual_trigger_with_env_override(store: Store, clock: Any, tmp_pa
     await step(make_engine(store, clock, tmp_path))
     assert output_text(store, run.id) == "hello manual"
     assert store.list_events(job_id="nightly")[0].actor == "alice"
+
+
+async def test_manual_trigger_hands_its_payload_to_the_target(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0 - timedelta(hours=1))
+    service = make_service(store, clock)
+    definition = {"call": "tests.engine.targets:payload", "cron": "0 3 * * *"}
+    service.create_job(definition, job_id="send", actor="t")
+    service.create_job(job('printf %s "$CLOCKTOWER_PAYLOAD"'), job_id="shell", actor="t")
+    sent = {"campaign": 42, "segments": ["a", "b"]}
+    python_run = service.trigger_now("send", actor="alice", payload=sent)
+    command_run = service.trigger_now("shell", actor="alice", payload=sent)
+    await step(make_engine(store, clock, tmp_path))
+    assert store.get_run(python_run.id).result == sent  # what the function received
+    assert json.loads(output_text(store, command_run.id)) == sent
 
 
 async def test_manual_trigger_refused_while_running_with_overlap_skip(
