@@ -259,3 +259,29 @@ def test_two_nodes_share_an_every_second_job_exactly_once(
         assert {r.node for r in runs.values()} == {"a", "b"}  # both nodes took work
     finally:
         db.close()
+
+
+def test_a_long_output_keeps_its_head_and_tail_within_the_default_cap(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
+    """`seq 1 200000` prints 1.3 MB; the default cap is 1 MiB: `clocktower logs`
+    shows how it started, marks the cut, and shows how it ended."""
+    cli("jobs", "add", "chatty", "--command", "seq 1 200000", database=db.url)
+    start(nodes, db, tmp_path, "a")
+    cli("trigger", "chatty", database=db.url)
+    run = eventually(
+        lambda: [r for r in db.list_runs(job_id="chatty") if r.state.final],
+        timeout=60,
+        what="the run to end",
+    )[0]
+    assert run.state is RunState.SUCCEEDED, dump(nodes)
+    shown = cli("logs", str(run.id), database=db.url).stdout.splitlines()
+    (cut,) = [i for i, line in enumerate(shown) if "bytes of output omitted" in line]
+    head, tail = shown[:cut], shown[cut + 1 :]
+    assert head[:3] == ["1", "2", "3"] and tail[-3:] == ["199998", "199999", "200000"]
+    kept = sum(len(line) + 1 for line in head + tail)
+    omitted = int(shown[cut].split()[1])
+    assert kept + omitted == sum(len(str(n)) + 1 for n in range(1, 200001))  # nothing else lost
+    assert kept <= 1 << 20
+    assert [int(n) for n in head] == list(range(1, len(head) + 1))  # the head, unbroken
+    assert [int(n) for n in tail] == list(range(200001 - len(tail), 200001))  # the tail

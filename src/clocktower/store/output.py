@@ -23,7 +23,11 @@ Line = tuple[float, str, str]  # (epoch seconds, stream, text)
 
 
 def line_bytes(lines: Sequence[Line]) -> int:
-    return sum(len(text.encode()) + 1 for _, _, text in lines)
+    return sum(_size(line) for line in lines)
+
+
+def _size(line: Line) -> int:
+    return len(line[2].encode()) + 1  # with its newline
 
 
 @dataclass(slots=True)
@@ -48,31 +52,52 @@ class OutputQueries:
     def _append_output(
         self, conn: Connection, run_id: int, lines: Sequence[Line], cap: int
     ) -> None:
+        """Store `lines`: what still fits in the head goes there, the rest
+        joins the tail, which keeps its newest `cap - cap // 2` bytes. A batch
+        is split line by line, so a large one cannot carry the run past its cap."""
         nbytes = line_bytes(lines)
         total = conn.execute(select(runs.c.output_bytes).where(runs.c.id == run_id)).scalar_one()
-        part = "head" if total < cap // 2 else "tail"
-        conn.execute(
-            run_output.insert().values(
-                run_id=run_id, part=part, nbytes=nbytes, lines=[list(x) for x in lines]
-            )
-        )
         conn.execute(
             update(runs)
             .where(runs.c.id == run_id)
             .values(output_bytes=runs.c.output_bytes + nbytes)
         )
-        if part == "tail":
-            self._trim_tail(conn, run_id, cap - cap // 2)
+        head_room, split = cap // 2 - total, 0
+        while split < len(lines) and head_room >= (size := _size(lines[split])):
+            head_room -= size
+            split += 1
+        if split:
+            self._insert_chunk(conn, run_id, "head", lines[:split])
+        rest = lines[split:]
+        if not rest:
+            return
+        keep = cap - cap // 2
+        start, kept = len(rest), 0
+        while start > 0 and (start == len(rest) or kept + _size(rest[start - 1]) <= keep):
+            start -= 1  # the newest lines that fit (at least the last one)
+            kept += _size(rest[start])
+        self._insert_chunk(conn, run_id, "tail", rest[start:])
+        self._trim_tail(conn, run_id, keep, dropped=line_bytes(rest[:start]))
 
-    def _trim_tail(self, conn: Connection, run_id: int, keep: int) -> None:
+    def _insert_chunk(
+        self, conn: Connection, run_id: int, part: str, lines: Sequence[Line]
+    ) -> None:
+        conn.execute(
+            run_output.insert().values(
+                run_id=run_id, part=part, nbytes=line_bytes(lines), lines=[list(x) for x in lines]
+            )
+        )
+
+    def _trim_tail(self, conn: Connection, run_id: int, keep: int, *, dropped: int = 0) -> None:
         """Drop the oldest tail chunks until the tail fits in `keep` bytes
-        (always keeping the newest chunk)."""
+        (always keeping the newest chunk); count them, and `dropped` bytes
+        that never became a chunk, as cut."""
         chunks = conn.execute(
             select(run_output.c.id, run_output.c.nbytes)
             .where(run_output.c.run_id == run_id, run_output.c.part == "tail")
             .order_by(run_output.c.id.desc())
         ).all()
-        kept, drop_ids, dropped = 0, [], 0
+        kept, drop_ids = 0, []
         for index, (chunk_id, nbytes) in enumerate(chunks):
             if index == 0 or kept + nbytes <= keep:
                 kept += nbytes
@@ -81,6 +106,7 @@ class OutputQueries:
                 dropped += nbytes
         if drop_ids:
             conn.execute(delete(run_output).where(run_output.c.id.in_(drop_ids)))
+        if dropped:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
