@@ -177,7 +177,18 @@ async def serve(
     handle_signals: bool = True,
 ) -> None:
     """Run a node until SIGTERM/SIGINT (or until `stop` is set). `extra` runs
-    beside the loop (the HTTP server) and is cancelled at shutdown."""
+    beside the loop (the HTTP server) and is cancelled at shutdown. A signal
+    during start-up (upgrading the store, applying the config) lets start-up
+    finish, then stops as cleanly as later."""
+    stop = stop or asyncio.Event()
+    loop: Loop | None = None
+
+    def interrupt() -> None:
+        if loop is not None:
+            loop.interrupt_now()
+
+    if handle_signals:
+        _install_signals(stop, interrupt)
     store = await asyncio.to_thread(open_store, options.database)
     service = Service(store, default_tz=options.timezone, defaults=options.defaults)
     await asyncio.to_thread(apply_file, service, file_jobs)
@@ -190,9 +201,10 @@ async def serve(
         engine,
         LoopSettings(retention_runs=options.retention_runs, retention_days=options.retention_days),
     )
-    stop = stop or asyncio.Event()
-    if handle_signals:
-        _install_signals(loop, stop)
+    if stop.is_set():  # told to stop while starting: nothing was claimed yet
+        store.close()
+        log.info("stopped")
+        return
     log.info("node %s serving %s", options.node_id, _safe_url(store.url))
     runner = asyncio.create_task(loop.run(), name="loop")
     side: asyncio.Task[None] | None = None
@@ -218,13 +230,13 @@ async def serve(
         log.info("stopped")
 
 
-def _install_signals(loop: Loop, stop: asyncio.Event) -> None:
+def _install_signals(stop: asyncio.Event, interrupt: Callable[[], None]) -> None:
     aloop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
             log.warning("second %s: interrupting running runs now", signal.Signals(signum).name)
-            loop.interrupt_now()
+            interrupt()
             return
         log.info("%s received: draining", signal.Signals(signum).name)
         stop.set()
