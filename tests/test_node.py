@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from clocktower.store import Store
 
 
 def test_a_python_job_that_no_longer_imports_is_kept_and_marked_broken(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     module = tmp_path / "ct_nightly_tasks.py"
     module.write_text("def run():\n    pass\n")
@@ -29,9 +30,12 @@ def test_a_python_job_that_no_longer_imports_is_kept_and_marked_broken(
 
     module.unlink()  # a deploy removed the module
     importlib.invalidate_caches()
-    mark_broken_jobs(service)
+    with caplog.at_level(logging.ERROR, logger="clocktower"):
+        mark_broken_jobs(service)
     broken = store.get_job("py")
     assert broken.broken == "cannot import 'ct_nightly_tasks': no such module"
+    reported = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert reported == ["job py is broken: cannot import 'ct_nightly_tasks': no such module"]
     assert [j.id for j in store.list_jobs()] == ["py", "sh"]  # kept, never deleted
     assert store.get_job("sh").broken is None
 

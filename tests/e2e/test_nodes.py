@@ -182,13 +182,19 @@ def test_a_second_signal_stops_at_once(db: Store, tmp_path: Path, nodes: list[No
     assert run.state is RunState.FAILED and "interrupted" in (run.error or "")
 
 
-def test_a_broken_config_names_its_field_and_changes_nothing(db: Store, tmp_path: Path) -> None:
+def test_a_broken_config_names_its_field_and_changes_nothing(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
     good = tmp_path / "clocktower.toml"
     good.write_text('[jobs.nightly]\ncommand = "true"\ncron = "0 3 * * *"\n')
     cli("check", str(good), database=db.url)
+    node = start(nodes, db, tmp_path, "a", config=good)  # the deployed config
+    applied = eventually(lambda: db.list_jobs(), what="the config's job")
+    node.signal(signal.SIGTERM)
+    assert node.wait(30) == 0, dump(nodes)
     bad = tmp_path / "broken.toml"
-    bad.write_text(
-        '[jobs.nightly]\ncommand = "true"\ncron = "0 3 * * *"\n'
+    bad.write_text(  # the next deploy: one job edited, two broken ones added
+        '[jobs.nightly]\ncommand = "true"\ncron = "0 4 * * *"\n'
         '[jobs.other]\ncommand = "true"\ncron = "61 * * * *"\n'
         '[jobs.third]\ncommand = "true"\ntimout = "5m"\n'
     )
@@ -199,7 +205,7 @@ def test_a_broken_config_names_its_field_and_changes_nothing(db: Store, tmp_path
     served = cli("serve", "--no-http", "--config", str(bad), database=db.url, check=False)
     assert served.returncode == 2
     assert str(bad) in served.stderr and "'other'" in served.stderr
-    assert db.list_jobs() == []  # nothing half-applied
+    assert db.list_jobs() == applied  # nothing half-applied: the edit is not in either
 
 
 @pytest.mark.postgres
