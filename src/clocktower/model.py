@@ -228,6 +228,7 @@ class Run:
     missed_until: datetime | None = None  # last fire time a `missed` record covers
     output_bytes: int = 0
     result: Any = None  # a workflow summary, a python return value (JSON)
+    cancel_requested: bool = False  # asked to stop (cancel, job deleted, replaced)
 
     @property
     def idempotency_key(self) -> str:

@@ -6,12 +6,12 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from clocktower.model import RunState, TriggerKind
+from clocktower.model import Run, RunState, TriggerKind
 from clocktower.store import Store
 
 from .nodes import Node, cli, dump, eventually
@@ -50,6 +50,59 @@ def test_a_job_added_from_another_process_runs_without_restart(
         what="a run of the new job",
     )[0]
     assert run.started_at is not None and run.started_at >= run.scheduled_for
+
+
+def test_edits_pauses_and_deletes_from_another_process_reach_a_running_node(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
+    """Each change made by the CLI in its own process reaches a node that is
+    already running. A second job, `witness`, runs every second throughout: a
+    run of it for a later fire time shows the node has gone past that moment."""
+    start(nodes, db, tmp_path, "a")
+    eventually(db.list_nodes, what="node heartbeat")
+    cli("jobs", "add", "witness", "--command", "true", "--every", "1s", database=db.url)
+    cli("jobs", "add", "tick", "--command", "echo old", "--every", "1s", database=db.url)
+
+    def ran(text: str) -> list[Run]:
+        return [
+            r
+            for r in db.list_runs(job_id="tick", states=[RunState.SUCCEEDED], limit=20)
+            if "\n".join(t for c in db.read_output(r.id)[0] for _, _, t in c.lines) == text
+        ]
+
+    def node_passed(instant: datetime) -> bool:
+        done = db.list_runs(job_id="witness", states=[RunState.SUCCEEDED], limit=1)
+        return bool(done) and done[0].scheduled_for > instant + timedelta(seconds=2)
+
+    eventually(lambda: ran("old"), what="a run of the job as added")
+    cli("jobs", "edit", "tick", "--set", "command=echo new", database=db.url)
+    eventually(lambda: ran("new"), what="a run of the job as edited")
+
+    cli("jobs", "pause", "tick", database=db.url)
+    paused_at = db.get_job("tick").paused_at
+    assert paused_at is not None
+    eventually(lambda: node_passed(paused_at), what="fire times after the pause")
+    fired = [
+        r
+        for r in db.list_runs(job_id="tick", limit=50)
+        if r.scheduled_for >= paused_at and r.state is not RunState.SKIPPED
+    ]
+    assert fired == [], "a paused job fired"  # runs created ahead are skipped
+
+    cli("jobs", "resume", "tick", database=db.url)
+    eventually(
+        lambda: [r for r in ran("new") if r.scheduled_for > paused_at],
+        what="a run after resuming",
+    )
+    cli("jobs", "rm", "tick", database=db.url)
+    removed_at = datetime.now(UTC)
+    eventually(lambda: node_passed(removed_at), what="fire times after the removal")
+    fired = [
+        r
+        for r in db.list_runs(job_id="tick", limit=50)
+        if r.scheduled_for > removed_at and r.state is not RunState.CANCELLED
+    ]
+    assert fired == [], "a removed job fired"  # runs created ahead are cancelled
 
 
 def test_sigkilled_node_run_is_lost_then_retried_elsewhere(

@@ -440,6 +440,53 @@ async def test_paused_fire_times_are_not_caught_up_unless_asked(
     assert [r.state for r in eager if r.state is RunState.SUCCEEDED] == [RunState.SUCCEEDED]
 
 
+async def test_a_run_created_ahead_does_not_start_once_its_job_is_paused(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """Runs are created up to the lookahead before their instant; pausing the
+    job in between stops that fire time too, recorded as skipped. A manual
+    run asked for before the pause still runs."""
+    clock.set(T0)  # 03:00 is within the lookahead: its run is created now
+    service = make_service(store, clock)
+    service.create_job(job(), job_id="nightly", actor="t")
+    engine = make_engine(store, clock, tmp_path)
+    manual = service.trigger_now("nightly", actor="t")
+    while await asyncio.to_thread(engine.fire_due):
+        pass
+    (ahead,) = store.list_runs(job_id="nightly", trigger=TriggerKind.SCHEDULE)
+    assert ahead.scheduled_for == AT3 and ahead.state is RunState.SCHEDULED
+    service.pause("nightly", actor="t")
+    clock.set(AT3)
+    await step(engine)
+    skipped = store.get_run(ahead.id)
+    assert (skipped.state, skipped.error) == (RunState.SKIPPED, "job is paused")
+    assert store.get_run(manual.id).state is RunState.SUCCEEDED
+
+
+async def test_a_run_claimed_ahead_does_not_start_once_cancelled_or_its_job_deleted(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """Claimed a second before its instant, then cancelled, or its job deleted,
+    from another process (which can only ask): at its instant it ends
+    cancelled, and its target never runs."""
+    clock.set(T0)
+    service = make_service(store, clock)
+    for name in ("nightly", "weekly"):
+        service.create_job(job(f"echo {name} ran"), job_id=name, actor="t")
+    engine = make_engine(store, clock, tmp_path)
+    claimed = {r.job_id: r for r in await step(engine, wait=False)}
+    assert {r.state for r in claimed.values()} == {RunState.PENDING}
+    service.delete_job("nightly", actor="alice")
+    service.cancel(claimed["weekly"].id, actor="bob")
+    clock.set(AT3)
+    await settle(engine)
+    deleted, cancelled = (store.get_run(claimed[n].id) for n in ("nightly", "weekly"))
+    assert (deleted.state, deleted.error) == (RunState.CANCELLED, "job deleted")
+    assert (cancelled.state, cancelled.error) == (RunState.CANCELLED, "cancelled by bob")
+    assert output_text(store, deleted.id) == output_text(store, cancelled.id) == ""
+    assert deleted.started_at is None and cancelled.started_at is None
+
+
 async def test_excluded_dates_are_recorded_as_skipped(
     store: Store, clock: Any, tmp_path: Path
 ) -> None:

@@ -610,5 +610,7 @@ def _log_not_started(started: Started) -> None:
         return
     if run.state is RunState.SKIPPED:
         log.warning("run %s of %s skipped: %s", run.id, run.job_id, run.error)
+    elif run.state is RunState.CANCELLED:
+        log.info("run %s of %s cancelled before it started: %s", run.id, run.job_id, run.error)
     elif run.state is RunState.SCHEDULED:
         log.info("run %s of %s queued behind the job's running run", run.id, run.job_id)

@@ -162,10 +162,24 @@ def is_catch_up(run: Run) -> bool:
     )
 
 
+def is_paused_fire_time(job: Job, run: Run) -> bool:
+    """A fire time of the schedule at or after the job was paused. Its run may
+    exist already (runs are created ahead of their instant): it does not start.
+    Manual, retry, backfill and dependency runs are asked for explicitly."""
+    return (
+        job.paused
+        and run.trigger is TriggerKind.SCHEDULE
+        and job.paused_at is not None
+        and run.scheduled_for >= job.paused_at
+    )
+
+
 def decide_start(job: Job, run: Run, running: list[Run], queued: int) -> Decision:
     """Whether a run whose instant has come may start, given its job's running runs."""
     if job.broken:
         return Decision.skip(f"job is broken: {job.broken}")
+    if is_paused_fire_time(job, run):
+        return Decision.skip("job is paused")
     if not running:
         return Decision.start()
     policy = job.spec.policies

@@ -53,7 +53,7 @@ class FirePlan:
 class Decision:
     """What starting a run should do, given the job's overlap policy."""
 
-    action: str  # "start", "skip", "queue", "replace"
+    action: str  # "start", "skip", "queue", "replace", "cancel"
     reason: str | None = None
 
     @classmethod
@@ -63,6 +63,10 @@ class Decision:
     @classmethod
     def skip(cls, reason: str) -> Decision:
         return cls("skip", reason)
+
+    @classmethod
+    def cancel(cls, reason: str) -> Decision:
+        return cls("cancel", reason)
 
 
 @dataclass(slots=True)
@@ -151,6 +155,7 @@ def run_from_row(row: Mapping[Any, Any]) -> Run:
         missed_until=row["missed_until"],
         output_bytes=row["output_bytes"],
         result=row["result"],
+        cancel_requested=bool(row.get("cancel_requested")),
     )
 
 

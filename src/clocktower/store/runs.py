@@ -281,7 +281,10 @@ class RunQueries:
             job = by_job[run.job_id]
             others = [r for r in running.setdefault(run.job_id, []) if r.id != run.id]
             waiting = queued.setdefault(run.job_id, set())
-            decision = rules.decide(job, run, others, len(waiting - {run.id}))
+            if run.cancel_requested:  # cancelled, or its job deleted, before its instant
+                decision = Decision.cancel(run.error or "cancelled")
+            else:
+                decision = rules.decide(job, run, others, len(waiting - {run.id}))
             started = plan.add(run, job, decision, others)
             if started.started:
                 running[run.job_id].append(started.run)
@@ -677,17 +680,18 @@ class _Statements:
                 .where(runs.c.id.in_(_ids()), *where)
                 .values(state=RunState.SCHEDULED, queued=True, node=None, lease_until=None)
             )
-            self.decided["skip", expected] = (
-                update(runs)
-                .where(runs.c.id == bindparam("b_id"), *where)
-                .values(
-                    state=RunState.SKIPPED,
-                    error=bindparam("b_error", type_=runs.c.error.type),
-                    finished_at=now,
-                    lease_until=None,
-                    node=bindparam("b_node"),
+            for action, ended in (("skip", RunState.SKIPPED), ("cancel", RunState.CANCELLED)):
+                self.decided[action, expected] = (
+                    update(runs)
+                    .where(runs.c.id == bindparam("b_id"), *where)
+                    .values(
+                        state=ended,
+                        error=bindparam("b_error", type_=runs.c.error.type),
+                        finished_at=now,
+                        lease_until=None,
+                        node=bindparam("b_node"),
+                    )
                 )
-            )
 
 
 _STATEMENTS = {
@@ -730,14 +734,18 @@ class _StartPlan:
         self.starts: list[int] = []
         self.queues: list[int] = []
         self.skips: list[tuple[int, str | None]] = []
-        self.cancels: list[int] = []
+        self.cancelled: list[tuple[int, str | None]] = []  # asked to stop before starting
+        self.cancels: list[int] = []  # running runs asked to stop (replace)
 
     def add(self, run: Run, job: Job, decision: Decision, others: list[Run]) -> Started:
         """Decide one run; `run` (read in this transaction) becomes what it will be."""
         replaced: list[int] = []
-        if decision.action == "skip":
-            self.skips.append((run.id, decision.reason))
-            run.state, run.error, run.finished_at = RunState.SKIPPED, decision.reason, self.now
+        if decision.action in ("skip", "cancel"):
+            ended = RunState.SKIPPED if decision.action == "skip" else RunState.CANCELLED
+            (self.skips if ended is RunState.SKIPPED else self.cancelled).append(
+                (run.id, decision.reason)
+            )
+            run.state, run.error, run.finished_at = ended, decision.reason, self.now
             run.lease_until, run.node = None, self.node
         elif decision.action == "queue":
             self.queues.append(run.id)
@@ -766,11 +774,13 @@ class _StartPlan:
             params = {"b_ids": self.queues, "b_owner": self.node}
             result = conn.execute(sql.decided["queue", expected], params)
             _check(result.rowcount, len(self.queues))
-        if self.skips:
-            skipped = [common | {"b_id": i, "b_error": e} for i, e in self.skips]
-            result = conn.execute(sql.decided["skip", expected], skipped)
+        for action, ended in (("skip", self.skips), ("cancel", self.cancelled)):
+            if not ended:
+                continue
+            rows = [common | {"b_id": i, "b_error": e} for i, e in ended]
+            result = conn.execute(sql.decided[action, expected], rows)
             if conn.dialect.supports_sane_multi_rowcount:
-                _check(result.rowcount, len(self.skips))
+                _check(result.rowcount, len(ended))
         if self.cancels:
             conn.execute(
                 update(runs)
