@@ -1,8 +1,10 @@
-"""Retries, timeouts and history are the same for every kind of target: one
-suite, parametrized over commands, HTTP endpoints and Python functions."""
+"""Retries, timeouts, overlap and history are the same for every kind of
+target: one suite, parametrized over commands, HTTP endpoints and Python
+functions."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ import pytest
 from clocktower.model import RunState, TriggerKind
 from clocktower.store import Store
 
-from .helpers import make_engine, make_service, step
+from .helpers import make_engine, make_service, settle, step, until_running
 
 T0 = datetime(2025, 1, 6, 2, 59, 59, tzinfo=UTC)
 AT3 = datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
@@ -119,3 +121,32 @@ async def test_a_run_past_its_timeout_ends_timed_out(
     (run,) = store.list_runs(job_id="slow")
     assert run.state is RunState.TIMED_OUT
     assert "timed out" in (run.error or "")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_fire_time_that_finds_the_previous_run_still_running_is_skipped(
+    kind: str, store: Store, clock: Any, tmp_path: Path, http_base: str
+) -> None:
+    clock.set(T0)
+    make_service(store, clock).create_job(
+        {**target(kind, "slow", http_base), "every": "1m", "kill_grace": "1s"},
+        job_id="slow",
+        actor="t",
+    )
+    engine = make_engine(store, clock, tmp_path)
+    clock.set(store.get_job("slow").next_fire_at)
+    (first,) = await step(engine, wait=False)
+    await until_running(engine, store, first.id)
+    clock.advance(60)
+    (second,) = await step(engine, wait=False)
+    for _ in range(500):
+        if store.get_run(second.id).state.final:
+            break
+        await asyncio.sleep(0.01)
+    skipped = store.get_run(second.id)
+    assert skipped.state is RunState.SKIPPED
+    assert skipped.error == f"previous run {first.id} still running (overlap = skip)"
+    engine.accepting = False
+    engine.cancel_local(first.id, "cancelled")
+    await settle(engine)
+    assert store.get_run(first.id).state is RunState.CANCELLED
