@@ -241,6 +241,32 @@ def test_dependents_of_finds_the_jobs_waiting_for_each(store: Store) -> None:
     assert [j.id for j in store.dependents("transform")] == ["load"]
 
 
+def test_two_upstream_successes_in_one_batch_start_their_dependent_once(
+    store: Store, tmp_path: Path
+) -> None:
+    """`extract` and `fetch` succeed in the same transaction (a node records
+    outcomes in batches): `load`, after both, runs once."""
+    for name in ("extract", "fetch"):
+        job(store, name)
+    spec = JobSpec(id="load", target=CommandTarget(command="true"), after=("extract", "fetch"))
+    store.put_job(spec, now=T0, next_fire_at=None)
+    first, second = runs_of(store, "extract", 1) + runs_of(store, "fetch", 1)
+    claimed(store)
+    start(store, [first, second])
+    engine = Engine(store, EngineSettings(node_id="a", artifacts_dir=tmp_path), clock=lambda: T0)
+    ok = RunResult(RunState.SUCCEEDED)
+    store.write(
+        node="a",
+        now=T0,
+        finishes=[
+            Finish(first, ok, T0, succeeded_job="extract"),
+            Finish(second, ok, T0 + timedelta(milliseconds=1), succeeded_job="fetch"),
+        ],
+        dependents=engine._dependents,
+    )
+    assert [r.trigger for r in store.list_runs(job_id="load")] == [TriggerKind.DEPENDENCY]
+
+
 @pytest.mark.postgres
 def test_two_upstream_jobs_ending_at_once_start_their_dependent_once(
     postgres_url: str, tmp_path: Path
@@ -264,8 +290,8 @@ def test_two_upstream_jobs_ending_at_once_start_their_dependent_once(
         )
         inside, release = threading.Event(), threading.Event()
 
-        def held(finish: Finish, waiting: list[Job]) -> list[NewRun]:
-            created = engine._dependents(finish, waiting)
+        def held(finish: Finish, waiting: list[Job], succeeded: frozenset[str]) -> list[NewRun]:
+            created = engine._dependents(finish, waiting, succeeded)
             inside.set()
             release.wait(30)  # the transaction recording `extract` stays open
             return created

@@ -549,19 +549,24 @@ class Engine:
             if folder.parent != self._artifacts_root or folder.name in made:
                 self._keep_artifacts(ending.finish.run_id, folder)
 
-    def _dependents(self, finish: Finish, waiting: list[Job]) -> list[NewRun]:
+    def _dependents(
+        self, finish: Finish, waiting: list[Job], succeeded: frozenset[str]
+    ) -> list[NewRun]:
         """The runs of `waiting` jobs due now that `finish.succeeded_job` succeeded
-        (called by the store, in the transaction recording the outcome)."""
+        (called by the store, in the transaction recording the outcome, with
+        the jobs that `succeeded` in that same transaction)."""
         if finish.succeeded_job is None:
             return []
-        runs = self._dependent_runs(finish.succeeded_job, finish.now, waiting)
+        runs = self._dependent_runs(finish.now, waiting, succeeded | {finish.succeeded_job})
         for new in runs:
             log.info("  %s of %s due at %s", new.trigger, new.job_id, new.scheduled_for)
         return runs
 
-    def _dependent_runs(self, job_id: str, now: datetime, dependents: list[Job]) -> list[NewRun]:
+    def _dependent_runs(
+        self, now: datetime, dependents: list[Job], succeeded: frozenset[str]
+    ) -> list[NewRun]:
         """Runs of the jobs whose `after` is now satisfied: each upstream job has
-        succeeded since the dependent job's last dependency run."""
+        succeeded since the dependent job's last dependency run (or just now)."""
         created = []
         for dependent in dependents:
             if dependent.paused or dependent.broken:
@@ -570,7 +575,7 @@ class Engine:
             since = (
                 last.created_at if last and last.created_at else datetime.min.replace(tzinfo=UTC)
             )
-            if all(self._succeeded_since(up, since, job_id) for up in dependent.spec.after):
+            if all(self._succeeded_since(up, since, succeeded) for up in dependent.spec.after):
                 created.append(
                     NewRun(
                         job_id=dependent.id,
@@ -581,8 +586,8 @@ class Engine:
                 )
         return created
 
-    def _succeeded_since(self, upstream: str, since: datetime, finishing: str) -> bool:
-        if upstream == finishing:
+    def _succeeded_since(self, upstream: str, since: datetime, now: frozenset[str]) -> bool:
+        if upstream in now:  # succeeded in the transaction being written
             return True
         success = self.store.last_success(upstream)
         return bool(success and success.finished_at and success.finished_at > since)

@@ -80,8 +80,10 @@ class Finish:
 
 
 # The runs of jobs waiting for a job whose run succeeded (`Finish.succeeded_job`),
-# given the outcome and those jobs; called inside the transaction that records it.
-Dependents = Callable[[Finish, list[Job]], list[NewRun]]
+# given the outcome, those jobs, and every job with a success in the same batch
+# (not committed yet, so not to be found by a query); called inside the
+# transaction that records them.
+Dependents = Callable[[Finish, list[Job], frozenset[str]], list[NewRun]]
 
 
 @dataclass(slots=True)
@@ -337,11 +339,15 @@ class RunQueries:
             waiting = self._dependents_of(conn, upstream)
         params: list[dict[str, Any]] = []
         follow_ups: list[dict[str, Any]] = []
+        succeeded, given = frozenset(upstream), set()
         for finish in recorded:
             params.append(_outcome_params(finish))
             new_runs = list(finish.follow_ups)
             if dependents is not None and finish.succeeded_job in waiting:
-                new_runs += dependents(finish, waiting[finish.succeeded_job])
+                for new in dependents(finish, waiting[finish.succeeded_job], succeeded):
+                    if new.job_id not in given:  # one run per waiting job and batch
+                        given.add(new.job_id)
+                        new_runs.append(new)
             follow_ups += [new_run_values(new, finish.now) for new in new_runs]
         if params:
             conn.execute(self._sql.record, params)
