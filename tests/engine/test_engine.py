@@ -463,6 +463,25 @@ async def test_a_run_created_ahead_does_not_start_once_its_job_is_paused(
     assert store.get_run(manual.id).state is RunState.SUCCEEDED
 
 
+async def test_a_jittered_run_due_after_the_pause_does_not_start(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    service = make_service(store, clock)
+    service.create_job(job(jitter="30m"), job_id="nightly", actor="t")
+    engine = make_engine(store, clock, tmp_path)
+    clock.set(AT3)
+    await step(engine)  # the fire step creates the run, due later by its jitter
+    (run,) = store.list_runs(job_id="nightly")
+    assert run.due_at is not None and run.due_at > AT3 + timedelta(seconds=5)
+    clock.set(AT3 + timedelta(seconds=5))
+    service.pause("nightly", actor="t")
+    clock.set(run.due_at)
+    await step(engine)
+    skipped = store.get_run(run.id)
+    assert (skipped.state, skipped.error) == (RunState.SKIPPED, "job is paused")
+
+
 async def test_a_run_claimed_ahead_does_not_start_once_cancelled_or_its_job_deleted(
     store: Store, clock: Any, tmp_path: Path
 ) -> None:

@@ -163,14 +163,15 @@ def is_catch_up(run: Run) -> bool:
 
 
 def is_paused_fire_time(job: Job, run: Run) -> bool:
-    """A fire time of the schedule at or after the job was paused. Its run may
-    exist already (runs are created ahead of their instant): it does not start.
-    Manual, retry, backfill and dependency runs are asked for explicitly."""
+    """A run of the schedule due at or after the job was paused (its fire time,
+    or later with jitter). It may exist already (runs are created ahead of
+    their instant): it does not start. Manual, retry, backfill and dependency
+    runs are asked for explicitly."""
     return (
         job.paused
         and run.trigger is TriggerKind.SCHEDULE
         and job.paused_at is not None
-        and run.scheduled_for >= job.paused_at
+        and (run.due_at or run.scheduled_for) >= job.paused_at
     )
 
 
