@@ -212,16 +212,22 @@ class JobQueries:
             )
             if result.rowcount == 0:
                 raise JobNotFound(job_id)
-            conn.execute(
+            conn.execute(  # not started (waiting, or claimed for their instant)
                 update(runs)
-                .where(runs.c.job_id == job_id, runs.c.state == RunState.SCHEDULED)
-                .values(state=RunState.CANCELLED, finished_at=now, error="job deleted")
+                .where(
+                    runs.c.job_id == job_id,
+                    runs.c.state.in_([RunState.SCHEDULED, RunState.PENDING]),
+                )
+                .values(
+                    state=RunState.CANCELLED,
+                    finished_at=now,
+                    error="job deleted",
+                    node=None,
+                    lease_until=None,
+                )
             )
             active = conn.execute(
-                select(runs.c.id).where(
-                    runs.c.job_id == job_id,
-                    runs.c.state.in_([RunState.PENDING, RunState.RUNNING]),
-                )
+                select(runs.c.id).where(runs.c.job_id == job_id, runs.c.state == RunState.RUNNING)
             )
             ids = [row[0] for row in active]
             self.db.notify(conn)

@@ -462,15 +462,23 @@ class RunQueries:
             self.db.notify(conn)
 
     def cancel(self, run_id: int, *, now: datetime, reason: str = "cancelled") -> Run:
-        """Cancel a run: a waiting one at once; a running one is asked to stop,
-        and its node records it cancelled once the target is stopped."""
+        """Cancel a run: one that has not started (waiting, or claimed by a
+        node for its instant) at once; a running one is asked to stop, and its
+        node records it cancelled once the target is stopped."""
         with self.db.write() as conn:
             run = self._get_run(conn, run_id)
-            if run.state in (RunState.SCHEDULED,):
+            if run.state in (RunState.SCHEDULED, RunState.PENDING):
+                # A claimed run's node finds it no longer pending at its instant.
                 conn.execute(
                     update(runs)
                     .where(runs.c.id == run_id, runs.c.state == run.state)
-                    .values(state=RunState.CANCELLED, finished_at=now, error=reason)
+                    .values(
+                        state=RunState.CANCELLED,
+                        finished_at=now,
+                        error=reason,
+                        node=None,
+                        lease_until=None,
+                    )
                 )
             elif run.state in ACTIVE:
                 self._request_cancel(conn, [run_id], now, reason=reason)
