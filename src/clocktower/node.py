@@ -179,13 +179,18 @@ async def serve(
     """Run a node until SIGTERM/SIGINT (or until `stop` is set). `extra` runs
     beside the loop (the HTTP server) and is cancelled at shutdown. A signal
     during start-up (upgrading the store, applying the config) lets start-up
-    finish, then stops as cleanly as later."""
+    finish, then stops as cleanly as later; a second one ends the process at
+    once (start-up may be waiting for a database that does not answer)."""
     stop = stop or asyncio.Event()
     loop: Loop | None = None
 
-    def interrupt() -> None:
+    def interrupt(signum: int) -> None:
         if loop is not None:
             loop.interrupt_now()
+            return
+        # Nothing is claimed or running yet: end now, as the signal would have.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     if handle_signals:
         _install_signals(stop, interrupt)
@@ -230,13 +235,13 @@ async def serve(
         log.info("stopped")
 
 
-def _install_signals(stop: asyncio.Event, interrupt: Callable[[], None]) -> None:
+def _install_signals(stop: asyncio.Event, interrupt: Callable[[int], None]) -> None:
     aloop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
             log.warning("second %s: interrupting running runs now", signal.Signals(signum).name)
-            interrupt()
+            interrupt(signum)
             return
         log.info("%s received: draining", signal.Signals(signum).name)
         stop.set()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +17,7 @@ import pytest
 from clocktower.model import Run, RunState, TriggerKind
 from clocktower.store import Store
 
-from .nodes import Node, cli, dump, eventually
+from .nodes import BIN, Node, cli, dump, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -344,3 +347,36 @@ def test_a_long_output_keeps_its_head_and_tail_within_the_default_cap(
     assert kept <= 1 << 20
     assert [int(n) for n in head] == list(range(1, len(head) + 1))  # the head, unbroken
     assert [int(n) for n in tail] == list(range(200001 - len(tail), 200001))  # the tail
+
+
+def test_a_second_signal_ends_a_node_stuck_in_start_up(tmp_path: Path) -> None:
+    """The store does not answer (a server that accepts and never speaks):
+    start-up waits; one SIGTERM asks for a clean stop after start-up, a second
+    one ends the process at once."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/test"
+    with (tmp_path / "node.log").open("w") as log:
+        proc = subprocess.Popen(
+            [str(BIN), "serve", "--no-http", "--database", url],
+            env={**os.environ, "CLOCKTOWER_NODE_ID": "stuck"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            eventually(lambda: accepted, what="the node to connect")
+            proc.send_signal(signal.SIGTERM)
+            eventually(  # handled (two pending SIGTERMs would be delivered as one)
+                lambda: "SIGTERM received" in (tmp_path / "node.log").read_text(),
+                what="the first signal to be handled",
+            )
+            assert proc.poll() is None  # start-up is still waiting for the store
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == -signal.SIGTERM
+        finally:
+            proc.kill()
+            proc.wait(10)
+            for connection in accepted:
+                connection.close()
+            silent.close()
