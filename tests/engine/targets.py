@@ -46,3 +46,7 @@ async def naps(ctx: Any, seconds: float) -> int:
 
 def payload(ctx: Any) -> Any:
     return ctx.payload
+
+
+def shouts(ctx: Any) -> None:
+    ctx.log.info("é" * 100_000)  # 200,000 bytes on one line

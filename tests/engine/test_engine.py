@@ -506,6 +506,26 @@ async def test_a_run_claimed_ahead_does_not_start_once_cancelled_or_its_job_dele
     assert deleted.started_at is None and cancelled.started_at is None
 
 
+async def test_a_very_long_line_a_python_target_logs_is_kept_in_pieces(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    """As a command's output is: pieces of at most 64 KiB, so that the output
+    cap, which always keeps the newest line, keeps its promise."""
+    from clocktower.executors._output import MAX_LINE
+
+    clock.set(T0)
+    definition = {"call": "tests.engine.targets:shouts", "cron": "0 3 * * *"}
+    make_service(store, clock).create_job(definition, job_id="loud", actor="t")
+    clock.set(AT3)
+    await step(make_engine(store, clock, tmp_path))
+    (run,) = store.list_runs(job_id="loud")
+    assert run.state is RunState.SUCCEEDED
+    chunks, _ = store.read_output(run.id)
+    lines = [text for c in chunks for _, _, text in c.lines]
+    assert len(lines) == 4 and all(len(line.encode()) <= MAX_LINE for line in lines)
+    assert "".join(lines) == "INFO " + "é" * 100_000  # nothing lost, no character cut
+
+
 async def test_excluded_dates_are_recorded_as_skipped(
     store: Store, clock: Any, tmp_path: Path
 ) -> None:

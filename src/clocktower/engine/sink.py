@@ -15,10 +15,19 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+from clocktower.executors._output import MAX_LINE, LineSplitter
 from clocktower.executors.base import Stream
 from clocktower.store.output import Output
 
 Line = tuple[float, str, str]
+
+
+def _pieces(line: str) -> list[str]:
+    """`line`, split into pieces of at most `MAX_LINE` bytes as command output
+    is (a Python target may log a line of any length)."""
+    if len(line) <= MAX_LINE // 4:  # four bytes a character at most: it fits
+        return [line]
+    return LineSplitter().feed(line.encode() + b"\n")
 
 
 class StoreSink:
@@ -53,8 +62,9 @@ class StoreSink:
 
     def write(self, stream: Stream, text: str) -> None:
         now = time.time()
+        lines = [piece for line in text.split("\n") for piece in _pieces(line)]
         with self._lock:
-            self._lines.extend((now, stream, line) for line in text.split("\n"))
+            self._lines.extend((now, stream, line) for line in lines)
             full = len(self._lines) >= self.max_lines
             start = self._claim_pump()
         if start:
