@@ -583,14 +583,16 @@ def logs(
 ) -> None:
     """A run's output (stdout and stderr, interleaved)."""
     service = open_service(database, config)
-    after, shown_cut = 0, False
+    after, shown_dropped = 0, 0
     while True:
         with cli_errors():
             chunks, dropped = service.output(run_id, after=after)
         for chunk in chunks:
-            if chunk.part == "tail" and dropped and not shown_cut:
-                typer.echo(f"[… {dropped} bytes of output omitted …]")
-                shown_cut = True
+            # Marked where it happened: between head and tail, and again while
+            # following a run whose output keeps being cut.
+            if chunk.part == "tail" and dropped > shown_dropped:
+                typer.echo(f"[… {dropped - shown_dropped} bytes of output omitted …]")
+                shown_dropped = dropped
             for ts, stream, text in chunk.lines:
                 prefix = f"{utc_iso(ts)} " if timestamps else ""
                 typer.echo(f"{prefix}{text}", err=stream == "stderr")

@@ -380,3 +380,33 @@ def test_a_second_signal_ends_a_node_stuck_in_start_up(tmp_path: Path) -> None:
             for connection in accepted:
                 connection.close()
             silent.close()
+
+
+def test_logs_follow_marks_every_cut_while_the_run_prints(
+    db: Store, tmp_path: Path, nodes: list[Node]
+) -> None:
+    cli(
+        "jobs",
+        "add",
+        "chatty",
+        "--command",
+        "for i in 1 2 3 4; do seq 1 20000; sleep 0.7; done; echo end",
+        "--set",
+        "output_cap=10KiB",
+        database=db.url,
+    )
+    start(nodes, db, tmp_path, "a")
+    cli("trigger", "chatty", database=db.url)
+    run = eventually(
+        lambda: db.list_runs(job_id="chatty", states=[RunState.RUNNING]), what="the run to start"
+    )[0]
+    followed = cli("logs", str(run.id), "--follow", database=db.url).stdout.splitlines()
+    marks = [line for line in followed if "bytes of output omitted" in line]
+    assert len(marks) >= 2, followed[-20:]  # cut again while it kept printing
+    assert followed[-1] == "end"
+    assert followed[:2] == ["1", "2"]  # the head, from the start
+    # Every byte was shown or counted as cut (a follower may see a tail chunk
+    # that is cut later, so a byte may be both).
+    total = db.get_run(run.id).output_bytes
+    shown = sum(len(line) + 1 for line in followed if line not in marks)
+    assert shown + sum(int(m.split()[1]) for m in marks) >= total
