@@ -164,6 +164,24 @@ def events(stream: str) -> list[tuple[str, str, str | None]]:
     return found
 
 
+async def test_the_stream_marks_where_output_was_cut(
+    api: httpx.AsyncClient, service: Service
+) -> None:
+    await add_job(api)
+    run = running_run(service, "nightly")
+    lines = [(0.0, "stdout", f"{i:07d}") for i in range(100)]  # 800 bytes
+    service.store.append_output(run.id, lines, cap=200)
+    service.store.finish(
+        run.id, node="test-node", outcome=RunResult(RunState.SUCCEEDED), now=service.clock()
+    )
+    found = events((await api.get(f"/api/v1/runs/{run.id}/output/stream")).text)
+    assert [e[0] for e in found] == ["output", "cut", "output", "state", "end"]
+    head, cut, tail = (json.loads(e[1]) for e in found[:3])
+    assert [line["text"] for line in head["lines"]] == [f"{i:07d}" for i in range(12)]
+    assert cut == {"dropped_bytes": 800 - 2 * 96}  # 12 whole lines kept at each end
+    assert [line["text"] for line in tail["lines"]] == [f"{i:07d}" for i in range(88, 100)]
+
+
 async def test_the_stream_of_an_ended_run_sends_its_output_then_ends(
     api: httpx.AsyncClient, service: Service
 ) -> None:

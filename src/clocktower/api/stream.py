@@ -69,11 +69,15 @@ async def output_events(ctx: AppContext, run_id: int, after: int) -> AsyncIterat
     store = ctx.store
     last: tuple[object, ...] | None = None
     quiet = 0.0
+    shown_dropped = 0
     yield b"retry: 2000\n\n"
     while True:
         run = await asyncio.to_thread(store.get_run, run_id)
-        chunks, _ = await asyncio.to_thread(store.read_output, run_id, after=after)
+        chunks, dropped = await asyncio.to_thread(store.read_output, run_id, after=after)
         for chunk in chunks:
+            if chunk.part == "tail" and dropped > shown_dropped:  # cut before this chunk
+                yield sse("cut", json.dumps({"dropped_bytes": dropped - shown_dropped}))
+                shown_dropped = dropped
             yield sse("output", chunk_out(chunk).model_dump_json(), chunk.id)
             after = chunk.id
         if _state_key(run) != last:

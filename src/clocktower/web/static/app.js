@@ -66,6 +66,13 @@
       }
       if (stick) output.scrollTop = output.scrollHeight;
     });
+    source.addEventListener("cut", (event) => {
+      const cut = JSON.parse(event.data);
+      const span = document.createElement("span");
+      span.className = "cut";
+      span.textContent = `[… ${cut.dropped_bytes} bytes of output dropped …]`;
+      output.append(span, "\n");
+    });
     source.addEventListener("state", () => { refresh(); });
     source.addEventListener("end", (event) => {
       source.close();
