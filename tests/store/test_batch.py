@@ -3,6 +3,7 @@ the same decisions as one run at a time, in one transaction."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from clocktower.engine import Engine, EngineSettings
 from clocktower.engine.policies import decide_start
@@ -26,6 +28,7 @@ from clocktower.model import (
 from clocktower.store import NewRun, RunResult, Store
 from clocktower.store.output import Output
 from clocktower.store.runs import Finish
+from clocktower.store.schema import runs
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 LEASE = T0 + timedelta(minutes=1)
@@ -325,3 +328,72 @@ def _waiting_for_a_lock(url: str) -> bool:
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
         ).fetchone()
         return bool(row and row[0])
+
+
+@pytest.mark.postgres
+def test_two_batches_that_deadlock_are_both_written(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Node a records `u1` (which `b` waits for) and starts a run of `a`; node b
+    records `u2` (which `a` waits for) and starts a run of `b`. Each locks the
+    job the other is about to lock; PostgreSQL aborts one batch, which is
+    written again once the other has committed."""
+    store = Store(postgres_url)
+    store.upgrade()
+    try:
+        for name in ("u1", "u2"):
+            job(store, name)
+        for name, upstream in (("a", "u2"), ("b", "u1")):
+            spec = JobSpec(id=name, target=CommandTarget(command="true"), after=(upstream,))
+            store.put_job(spec, now=T0, next_fire_at=None)
+        (u1,), (u2,) = runs_of(store, "u1", 1), runs_of(store, "u2", 1)
+        (run_a,), (run_b,) = runs_of(store, "a", 1), runs_of(store, "b", 1)
+        for node, ids in (("a", [u1, run_a]), ("b", [u2, run_b])):  # each node claims two
+            with store.db.write() as conn:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(ids))
+                    .values(state=RunState.PENDING, node=node, lease_until=LEASE)
+                )
+        start(store, [u1], node="a")
+        start(store, [u2], node="b")
+        engine = Engine(
+            store, EngineSettings(node_id="a", artifacts_dir=tmp_path), clock=lambda: T0
+        )
+        both_locked = threading.Barrier(2, timeout=30)
+        first_try: set[str] = set()
+
+        def meeting(finish: Finish, waiting: list[Job], succeeded: frozenset[str]) -> list[NewRun]:
+            if finish.succeeded_job not in first_try:  # the first attempt of each batch
+                first_try.add(str(finish.succeeded_job))
+                both_locked.wait()  # each holds the lock of the job it found waiting
+            return engine._dependents(finish, waiting, succeeded)
+
+        def batch(node: str, upstream_run: int, upstream: str, own_run: int) -> None:
+            done = Finish(upstream_run, RunResult(RunState.SUCCEEDED), T0, succeeded_job=upstream)
+            store.write(
+                node=node,
+                now=T0,
+                finishes=[done],
+                starts=[own_run],
+                lease_until=LEASE,
+                decide=decide_start,
+                dependents=meeting,
+            )
+
+        with (
+            caplog.at_level(logging.WARNING, logger="clocktower.store"),
+            ThreadPoolExecutor(2) as pool,
+        ):
+            one = pool.submit(batch, "a", u1, "u1", run_a)
+            two = pool.submit(batch, "b", u2, "u2", run_b)
+            one.result(60)
+            two.result(60)
+        (retried,) = [r.getMessage() for r in caplog.records]
+        assert "deadlock detected" in retried  # the database aborted one, written again
+        assert {store.get_run(i).state for i in (u1, u2)} == {RunState.SUCCEEDED}
+        assert {store.get_run(i).state for i in (run_a, run_b)} == {RunState.RUNNING}
+        for name in ("a", "b"):
+            assert len(store.list_runs(job_id=name, trigger=TriggerKind.DEPENDENCY)) == 1
+    finally:
+        store.close()

@@ -133,6 +133,12 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @staticmethod
+    def is_transient(exc: BaseException) -> bool:
+        """A transaction the database aborted to let another one through
+        (PostgreSQL: deadlock detected, serialization failure): run it again."""
+        return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
+
     def notify(self, conn: Connection) -> None:
         """Wake the other nodes' loops when this transaction commits."""
         if self.caps.notify:

@@ -12,6 +12,7 @@ all in one transaction. `start` and `finish` are that same code for one run.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
 from clocktower.model import FINAL_STATES, Job, Run, RunNotFound, RunState, TriggerKind
@@ -40,7 +42,10 @@ from clocktower.store.rows import (
 )
 from clocktower.store.schema import jobs, runs
 
+log = logging.getLogger("clocktower.store")
+
 ACTIVE = [RunState.PENDING, RunState.RUNNING]
+WRITE_ATTEMPTS = 3  # a batch aborted by a deadlock is written again, this many times in all
 FINAL = [str(s) for s in FINAL_STATES]
 
 Decide = Callable[[Job, Run, list[Run], int], Decision]
@@ -239,6 +244,33 @@ class RunQueries:
             if lease_until is None or decide is None:
                 raise ValueError("starting runs needs a lease and a decide policy")
             rules = _StartRules(node, now, lease_until, decide)
+        attempt = 1
+        while True:
+            try:
+                return self._write_once(
+                    outputs, finishes, starts, claim, node, now, rules, dependents
+                )
+            except DBAPIError as exc:
+                # A batch locks job rows in up to three groups (the jobs waiting
+                # for a success, then the jobs of the runs it starts, then of
+                # those it claims), each in id order but not all together, so
+                # two nodes' batches can deadlock; PostgreSQL aborts one.
+                if attempt == WRITE_ATTEMPTS or not self.db.is_transient(exc):
+                    raise
+                log.warning("a batch write was aborted (%s); writing it again", exc.orig)
+                attempt += 1
+
+    def _write_once(
+        self,
+        outputs: Sequence[Output],
+        finishes: Sequence[Finish],
+        starts: Sequence[int],
+        claim: int,
+        node: str,
+        now: datetime,
+        rules: _StartRules | None,
+        dependents: Dependents | None,
+    ) -> Written:
         written = Written()
         with self.db.write() as conn:
             for output in outputs:
