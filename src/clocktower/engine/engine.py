@@ -20,7 +20,7 @@ it every slot would wait for a transaction between one short run and the next
 its end in under `QUICK_RUN` since the previous claim, at most
 `READ_AHEAD_LIMIT` times `max_concurrent_runs` waiting. A run that waits
 longer than `READ_AHEAD_WAIT`, or whose node shuts down first, goes back to
-the store (`Store.give_back`), for any node to take. Every place that gives
+the store (`Store.release`), for any node to take. Every place that gives
 slots back hands them to waiting runs first (`_hand_over`). The slots still
 bound how many targets execute at a time.
 """
@@ -345,7 +345,7 @@ class Engine:
             if execution.waiting and execution.running and reason.startswith("interrupted"):
                 # Read ahead, its target never began: another node may run it.
                 self._forget_waiting(execution)
-                await asyncio.to_thread(self.store.give_back, [run.id], node=self.node)
+                await self._give_back(run)
                 raise
             if execution.running:  # started, never ran to an outcome: it stops here
                 started = execution.started
@@ -362,6 +362,10 @@ class Engine:
             self._forget_waiting(execution)
             self._release_slot(execution)
             self.executions.pop(run.id, None)
+
+    async def _give_back(self, run: Run) -> None:
+        """A run read ahead whose target never began goes back to the store."""
+        await asyncio.to_thread(self.store.release, [run.id], node=self.node, started=True)
 
     async def _take_slot(self, execution: Execution) -> bool:
         """Wait for a slot for a run read ahead. If none frees within
@@ -381,7 +385,7 @@ class Engine:
             return True
         self._forget_waiting(execution)
         run = execution.run
-        await asyncio.to_thread(self.store.give_back, [run.id], node=self.node)
+        await self._give_back(run)
         execution.concluded = True  # nothing left to record here
         log.info("run %s of %s given back: no slot freed for it", run.id, run.job_id)
         return False

@@ -460,35 +460,17 @@ class RunQueries:
             .values(progress_done=done, progress_total=total)
         )
 
-    def release(self, run_ids: Sequence[int], *, node: str) -> None:
-        """Give back claimed runs that never started (shutdown before their instant)."""
+    def release(self, run_ids: Sequence[int], *, node: str, started: bool = False) -> None:
+        """Give back runs of this node whose target never began, scheduled
+        again for any node: claimed ones (shutdown before their instant), or,
+        with `started`, ones started ahead of a slot that did not free."""
         if not run_ids:
             return
+        state = RunState.RUNNING if started else RunState.PENDING
         with self.db.write() as conn:
             conn.execute(
                 update(runs)
-                .where(
-                    runs.c.id.in_(run_ids),
-                    runs.c.node == node,
-                    self._sql.state == RunState.PENDING,
-                )
-                .values(state=RunState.SCHEDULED, node=None, lease_until=None)
-            )
-            self.db.notify(conn)
-
-    def give_back(self, run_ids: Sequence[int], *, node: str) -> None:
-        """Give back started runs whose target never began (read ahead of a
-        slot that did not free): scheduled again, for any node to take."""
-        if not run_ids:
-            return
-        with self.db.write() as conn:
-            conn.execute(
-                update(runs)
-                .where(
-                    runs.c.id.in_(run_ids),
-                    runs.c.node == node,
-                    self._sql.state == RunState.RUNNING,
-                )
+                .where(runs.c.id.in_(run_ids), runs.c.node == node, self._sql.state == state)
                 .values(state=RunState.SCHEDULED, node=None, lease_until=None, started_at=None)
             )
             self.db.notify(conn)
