@@ -49,6 +49,21 @@ async def settle(engine: Engine) -> None:
         await engine.writer.idle()
 
 
+async def first_run_running(
+    store: Store, clock: Any, tmp_path: Path, definition: dict[str, Any]
+) -> tuple[Engine, Run]:
+    """Job `slow` (every minute, `definition` its target and policies) with its
+    first run running; the clock is then at the next fire time."""
+    service = make_service(store, clock)
+    service.create_job({"every": "1m", "kill_grace": "1s", **definition}, job_id="slow", actor="t")
+    engine = make_engine(store, clock, tmp_path)
+    clock.set(store.get_job("slow").next_fire_at)
+    (first,) = await step(engine, wait=False)
+    await until_running(engine, store, first.id)
+    clock.advance(60)
+    return engine, first
+
+
 async def until_running(engine: Engine, store: Store, run_id: int) -> None:
     """Wait (bounded) until a run is recorded as running."""
     for _ in range(500):

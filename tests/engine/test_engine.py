@@ -16,7 +16,15 @@ import pytest
 from clocktower.model import RunState, TriggerKind
 from clocktower.store import Store
 
-from .helpers import make_engine, make_service, output_text, settle, step, until_running
+from .helpers import (
+    first_run_running,
+    make_engine,
+    make_service,
+    output_text,
+    settle,
+    step,
+    until_running,
+)
 
 T0 = datetime(2025, 1, 6, 2, 59, 59, tzinfo=UTC)  # one second before 03:00
 AT3 = datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
@@ -149,18 +157,7 @@ async def test_a_one_off_whose_instant_passed_while_down_runs_on_start(
 
 async def _first_run_running(store: Store, clock: Any, tmp_path: Path, **policy: Any) -> Any:
     clock.set(T0)
-    service = make_service(store, clock)
-    service.create_job(
-        {"command": "sleep 30", "every": "1m", "kill_grace": "1s", **policy},
-        job_id="slow",
-        actor="t",
-    )
-    engine = make_engine(store, clock, tmp_path)
-    clock.set(store.get_job("slow").next_fire_at)
-    (first,) = await step(engine, wait=False)
-    await until_running(engine, store, first.id)
-    clock.advance(60)
-    return engine, first
+    return await first_run_running(store, clock, tmp_path, {"command": "sleep 30", **policy})
 
 
 async def test_a_node_that_lost_a_lease_stops_the_run_and_its_outcome_is_refused(

@@ -17,7 +17,7 @@ import pytest
 from clocktower.model import RunState, TriggerKind
 from clocktower.store import Store
 
-from .helpers import make_engine, make_service, settle, step, until_running
+from .helpers import first_run_running, make_engine, make_service, settle, step
 
 T0 = datetime(2025, 1, 6, 2, 59, 59, tzinfo=UTC)
 AT3 = datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
@@ -128,16 +128,7 @@ async def test_a_fire_time_that_finds_the_previous_run_still_running_is_skipped(
     kind: str, store: Store, clock: Any, tmp_path: Path, http_base: str
 ) -> None:
     clock.set(T0)
-    make_service(store, clock).create_job(
-        {**target(kind, "slow", http_base), "every": "1m", "kill_grace": "1s"},
-        job_id="slow",
-        actor="t",
-    )
-    engine = make_engine(store, clock, tmp_path)
-    clock.set(store.get_job("slow").next_fire_at)
-    (first,) = await step(engine, wait=False)
-    await until_running(engine, store, first.id)
-    clock.advance(60)
+    engine, first = await first_run_running(store, clock, tmp_path, target(kind, "slow", http_base))
     (second,) = await step(engine, wait=False)
     for _ in range(500):
         if store.get_run(second.id).state.final:

@@ -67,14 +67,7 @@ async def test_starts_and_outcomes_of_many_runs_share_transactions(
     nightly(make_service(store, clock), 30)
     clock.set(AT3)
     engine = make_engine(store, clock, tmp_path, max_concurrent_runs=30)
-    writes: list[Written] = []
-    write = store.write
-
-    def counted(**kw: Any) -> Written:
-        writes.append(written := write(**kw))
-        return written
-
-    store.write = counted  # type: ignore[method-assign]
+    writes = counting_writes(store)
     await step(engine)
     await until_all_final(store, 30)
     await settle(engine)

@@ -244,11 +244,8 @@ def test_dependents_of_finds_the_jobs_waiting_for_each(store: Store) -> None:
     assert [j.id for j in store.dependents("transform")] == ["load"]
 
 
-def test_two_upstream_successes_in_one_batch_start_their_dependent_once(
-    store: Store, tmp_path: Path
-) -> None:
-    """`extract` and `fetch` succeed in the same transaction (a node records
-    outcomes in batches): `load`, after both, runs once."""
+def two_upstream_runs_running(store: Store) -> tuple[int, int]:
+    """`load` waits for `extract` and `fetch`, whose runs are running on node a."""
     for name in ("extract", "fetch"):
         job(store, name)
     spec = JobSpec(id="load", target=CommandTarget(command="true"), after=("extract", "fetch"))
@@ -256,6 +253,15 @@ def test_two_upstream_successes_in_one_batch_start_their_dependent_once(
     first, second = runs_of(store, "extract", 1) + runs_of(store, "fetch", 1)
     claimed(store)
     start(store, [first, second])
+    return first, second
+
+
+def test_two_upstream_successes_in_one_batch_start_their_dependent_once(
+    store: Store, tmp_path: Path
+) -> None:
+    """`extract` and `fetch` succeed in the same transaction (a node records
+    outcomes in batches): `load`, after both, runs once."""
+    first, second = two_upstream_runs_running(store)
     engine = Engine(store, EngineSettings(node_id="a", artifacts_dir=tmp_path), clock=lambda: T0)
     ok = RunResult(RunState.SUCCEEDED)
     store.write(
@@ -281,13 +287,7 @@ def test_two_upstream_jobs_ending_at_once_start_their_dependent_once(
     store = Store(postgres_url)
     store.upgrade()
     try:
-        for name in ("extract", "fetch"):
-            job(store, name)
-        spec = JobSpec(id="load", target=CommandTarget(command="true"), after=("extract", "fetch"))
-        store.put_job(spec, now=T0, next_fire_at=None)
-        first, second = runs_of(store, "extract", 1) + runs_of(store, "fetch", 1)
-        claimed(store)
-        start(store, [first, second])
+        first, second = two_upstream_runs_running(store)
         engine = Engine(
             store, EngineSettings(node_id="a", artifacts_dir=tmp_path), clock=lambda: T0
         )
