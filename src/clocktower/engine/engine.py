@@ -273,10 +273,10 @@ class Engine:
         for index, started in enumerate(runs):
             execution = Execution(started.run, started=started)
             if index < reserved:
-                pass
+                pass  # a reserved slot
             elif not self._waiting and self.free_slots() > 0:
                 self._slots_held += 1  # freed while the claim was written
-            else:
+            else:  # read ahead: waits for a slot
                 execution.holds_slot = False
                 execution.slot = loop.create_future()
                 execution.queued = True

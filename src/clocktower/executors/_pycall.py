@@ -60,10 +60,7 @@ def arguments(
     """`args` and `kwargs`, plus the context if `fn` asks for it; checked against `fn`'s
     signature so a mismatch is reported before anything runs."""
     kwargs = dict(kwargs)
-    try:
-        context = _context_parameter(fn, len(args), tuple(kwargs))
-    except TypeError:  # an unhashable callable: checked afresh
-        context = _context_parameter.__wrapped__(fn, len(args), tuple(kwargs))
+    context = _kept(_context_parameter, fn, len(args), tuple(kwargs))
     if context is not None:
         kwargs[context] = ctx
     return args, kwargs
@@ -101,10 +98,16 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 def is_async(fn: Callable[..., Any]) -> bool:
+    return bool(_kept(_is_async, fn))
+
+
+def _kept(cached: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """`cached(fn, *args)`, worked out afresh for a callable that cannot be a
+    cache key (an unhashable instance with `__call__`)."""
     try:
-        return _is_async(fn)
-    except TypeError:  # an unhashable callable
-        return _is_async.__wrapped__(fn)
+        return cached(fn, *args)
+    except TypeError:
+        return cached.__wrapped__(fn, *args)
 
 
 def describe(exc: BaseException) -> str:
