@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -233,7 +234,7 @@ class Run:
     @property
     def idempotency_key(self) -> str:
         """The same for every attempt serving one fire time of one job."""
-        return f"{self.job_id}:{self.scheduled_for.strftime('%Y%m%dT%H%M%S.%fZ')}"
+        return f"{self.job_id}:{_key_instant(self.scheduled_for)}"
 
     @property
     def duration(self) -> float | None:
@@ -300,6 +301,14 @@ class RunNotFound(ClocktowerError, LookupError):
 
 class Conflict(ClocktowerError):
     """The operation contradicts the current state (overlap policy, existing id, …)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_instant(instant: datetime) -> str:
+    """A fire time as idempotency keys spell it. Cached: many runs share one
+    instant (every job due at a minute's start), and formatting costs more
+    than the rest of a short run's context."""
+    return instant.strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def validate_job_id(job_id: str) -> str:

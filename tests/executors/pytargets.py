@@ -92,6 +92,16 @@ def unserializable() -> object:
     return object()
 
 
+def echo(value: Any) -> Any:
+    return value
+
+
+def stop_then_wait(ctx: RunContext) -> tuple[bool, bool]:
+    """Asked to stop before it waits: the wait returns at once."""
+    ctx.request_stop()
+    return ctx.should_stop(), ctx.wait_stop(5)
+
+
 def exit_clean() -> None:
     sys.exit(0)
 

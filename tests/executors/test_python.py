@@ -144,6 +144,38 @@ async def test_a_result_that_is_not_json_is_dropped(
     assert sink.text("log")[0].startswith("the return value (object) is not kept")
 
 
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [(1.5, 1.5), (-0.0, 0.0), (7, 7), ("x", "x"), ([1, {"a": None}], [1, {"a": None}])],
+)
+async def test_a_json_result_is_kept(
+    fire: FireContext, sink: RecordingSink, value: Any, kept: Any
+) -> None:
+    target = PythonTarget(call("echo"), kwargs={"value": value})
+    outcome = await run(target, fire, sink)
+    assert outcome.state is RunState.SUCCEEDED
+    assert outcome.result == kept
+    assert sink.text("log") == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+async def test_a_float_that_json_cannot_spell_is_dropped(
+    fire: FireContext, sink: RecordingSink, value: float
+) -> None:
+    target = PythonTarget(call("echo"), kwargs={"value": value})
+    outcome = await run(target, fire, sink)
+    assert outcome.state is RunState.SUCCEEDED
+    assert outcome.result is None
+    assert sink.text("log")[0].startswith("the return value (float) is not kept")
+
+
+async def test_a_stop_asked_before_waiting_ends_the_wait_at_once(
+    fire: FireContext, sink: RecordingSink
+) -> None:
+    outcome = await run("stop_then_wait", fire, sink)
+    assert outcome.result == [True, True]
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     ("name", "state", "error"),

@@ -52,7 +52,7 @@ class StoreSink:
         self._lock = threading.Lock()
         self._lines: list[Line] = []
         self._progress: tuple[float, float | None] | None = None
-        self._full = asyncio.Event()
+        self._full: asyncio.Event | None = None  # made with the pump: most runs print nothing
         self._loop = asyncio.get_running_loop()
         self._pump: asyncio.Task[None] | None = None
         self._pumping = False  # a pump is started or about to be (guarded by _lock)
@@ -70,7 +70,7 @@ class StoreSink:
         if start:
             self._loop.call_soon_threadsafe(self._start_pump)
         if full:
-            self._loop.call_soon_threadsafe(self._full.set)
+            self._loop.call_soon_threadsafe(self._wake)
 
     def progress(self, done: float, total: float | None) -> None:
         with self._lock:
@@ -86,7 +86,12 @@ class StoreSink:
 
     def _start_pump(self) -> None:
         if not self._closed and self._pump is None:
+            self._full = asyncio.Event()
             self._pump = asyncio.create_task(self.pump(), name=f"output-{self.run_id}")
+
+    def _wake(self) -> None:
+        if self._full is not None:
+            self._full.set()
 
     def close(self) -> None:
         """Stop flushing periodically (the caller flushes once more)."""
@@ -113,8 +118,9 @@ class StoreSink:
 
     async def pump(self) -> None:
         """Flush periodically until cancelled (the caller flushes once more)."""
+        full = self._full = self._full or asyncio.Event()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self.interval)
-            self._full.clear()
+                await asyncio.wait_for(full.wait(), self.interval)
+            full.clear()
             await self.flush()

@@ -17,6 +17,7 @@ ProgressFn = Callable[[float, float | None], None]
 WriteFn = Callable[[str], None]
 
 LOG_FORMAT = "%(levelname)s %(message)s"
+_STOP_LOCK = threading.Lock()  # creating a run's stop Event once, from any thread
 
 
 class _WriteHandler(logging.Handler):
@@ -66,8 +67,11 @@ class RunContext:
     _artifacts: Path = field(repr=False)
     _write_log: WriteFn = field(repr=False)
     _report: ProgressFn = field(repr=False)
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _log: logging.Logger | None = field(default=None, repr=False)
+    # A flag, and an Event only once a function waits on it: most never do,
+    # and an Event costs more than a short function.
+    _stopped: bool = field(default=False, repr=False)
+    _stop: threading.Event | None = field(default=None, repr=False)
 
     @property
     def log(self) -> logging.Logger:
@@ -89,14 +93,23 @@ class RunContext:
         self._report(float(done), None if total is None else float(total))
 
     def should_stop(self) -> bool:
-        return self._stop.is_set()
+        return self._stopped
 
     def wait_stop(self, timeout: float | None = None) -> bool:
         """Sleep until the run is asked to stop (or `timeout` passes); True if asked."""
-        return self._stop.wait(timeout)
+        with _STOP_LOCK:
+            if self._stop is None:
+                self._stop = threading.Event()
+                if self._stopped:
+                    self._stop.set()
+            stop = self._stop
+        return stop.wait(timeout)
 
     def request_stop(self) -> None:
-        self._stop.set()
+        with _STOP_LOCK:
+            self._stopped = True
+            if self._stop is not None:
+                self._stop.set()
 
     @classmethod
     def build(
@@ -111,7 +124,7 @@ class RunContext:
             trigger=fire.trigger,
             payload=fire.payload,
             env=dict(env),
-            _artifacts=Path(fire.artifacts_dir),
+            _artifacts=fire.artifacts_dir,
             _write_log=write_log,
             _report=report,
         )

@@ -6,6 +6,7 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ CONTEXT_PARAMETER = "ctx"
 TRACEBACK_LINES = 30  # the end of a traceback written to the run's stderr
 
 _OWN_DIR = str(Path(__file__).resolve().parent)
-_JSON_AS_IS = (bool, int, str)  # values a JSON round-trip returns unchanged (not float: NaN)
+_JSON_AS_IS = (bool, int, str)  # values a JSON round-trip returns unchanged
 
 
 class TargetError(ClocktowerError):
@@ -134,6 +135,8 @@ def is_clean_exit(exc: BaseException) -> bool:
 def json_result(value: Any) -> tuple[Any, str | None]:
     """`value` as it will be stored (JSON round-trip), or None and why it cannot be."""
     if value is None or type(value) in _JSON_AS_IS:  # most functions return None
+        return value, None
+    if type(value) is float and math.isfinite(value):  # NaN and infinities are not JSON
         return value, None
     try:
         return json.loads(json.dumps(value, allow_nan=False)), None
