@@ -23,6 +23,7 @@ import inspect
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -92,7 +93,40 @@ class _LoopBridge:
             fn(*args)
 
 
+class _Returns:
+    """Results of calls that ended in worker threads, handed to one event loop
+    in batches: the first wakes the loop, those that end before it runs join
+    it. A wake-up per call costs a system call and a turn at the GIL each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+
+    def put(self, future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+        with self._lock:
+            first = not self._ready
+            self._ready.append((future, value, error))
+        if first:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for future, value, error in ready:
+            if future.done():  # its run ended first (timed out, cancelled)
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+
 _WORKERS = Workers()
+_RETURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _in_thread(
@@ -100,17 +134,11 @@ async def _in_thread(
 ) -> Any:
     """Call `fn` in a worker thread (see `_threads`) and await its result."""
     loop = asyncio.get_running_loop()
+    returns = _RETURNS.get(loop)
+    if returns is None:
+        returns = _RETURNS[loop] = _Returns(loop)
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
     outcome: list[Any] = [None, None]  # the value, or the exception raised
 
     def work() -> None:
@@ -120,8 +148,7 @@ async def _in_thread(
             outcome[1] = exc
 
     def then() -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, outcome[0], outcome[1])
+        returns.put(future, outcome[0], outcome[1])
 
     _WORKERS.submit(work, then, name)
     return await future
