@@ -6,6 +6,7 @@ import importlib
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,42 @@ def test_serve_logs_each_line_as_it_was_when_logged_with_tracebacks() -> None:
     assert lines[1].endswith("ERROR   clocktower.engine: run 7 of nightly failed inside the engine")
     assert lines[-1] == "ZeroDivisionError: division by zero"
     assert "not shown" not in done.stderr
+
+
+LOG_THEN_WAIT = """
+import logging, sys
+from clocktower.node import configure_logging
+
+configure_logging("info")
+log = logging.getLogger("clocktower.engine")
+for n in range(5000):
+    log.info("run %d succeeded", n)
+log.info("waiting")
+sys.stdin.readline()  # the lines above must be out before this returns
+log.info("last")
+"""
+
+
+def test_serve_writes_log_lines_while_it_runs_in_order_and_all_at_exit() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", LOG_THEN_WAIT],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stderr is not None
+        watchdog = threading.Timer(30, proc.kill)  # lines held back would block the reads
+        watchdog.start()
+        try:
+            seen = [proc.stderr.readline() for _ in range(5001)]
+            assert [line.rsplit(": ", 1)[1] for line in seen] == [
+                *(f"run {n} succeeded\n" for n in range(5000)),
+                "waiting\n",
+            ]
+            proc.stdin.write("go\n")
+            proc.stdin.close()
+            assert proc.stderr.read().endswith("clocktower.engine: last\n")
+            assert proc.wait(60) == 0
+        finally:
+            watchdog.cancel()
+            proc.kill()

@@ -18,10 +18,11 @@ import os
 import queue
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from clocktower.engine import Engine, EngineSettings, Loop, LoopSettings
 from clocktower.model import JobSpec, Policies
@@ -31,6 +32,7 @@ from clocktower.store import Store
 log = logging.getLogger("clocktower")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+LOG_BATCH = 0.01  # seconds the log thread waits for more records once it wrote all
 
 
 class _Enqueue(logging.handlers.QueueHandler):
@@ -41,6 +43,53 @@ class _Enqueue(logging.handlers.QueueHandler):
         record.msg = record.getMessage()
         record.args = None
         return record
+
+
+class _Lines(logging.StreamHandler):  # type: ignore[type-arg]
+    """Formats records into a buffer that `write_out` writes in one go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+    def write_out(self) -> None:
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self.stream.write(text)
+            self.flush()
+
+
+class _Listener(logging.handlers.QueueListener):
+    """Writes queued records from its thread, many at a time: a node running
+    short jobs logs a line per run, and a write per line, or a thread woken
+    per line, takes the GIL from the runs as often (bench/firing.py (a): 1.4
+    thread switches per run). Once the queue is empty it writes what it has,
+    naps `LOG_BATCH` seconds so that records gather, then blocks: an idle
+    node costs nothing."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], lines: _Lines) -> None:
+        super().__init__(records, lines)
+        self.lines = lines
+
+    def dequeue(self, block: bool) -> logging.LogRecord:
+        try:
+            return cast(logging.LogRecord, self.queue.get_nowait())
+        except queue.Empty:
+            if not block:
+                raise
+        self.lines.write_out()
+        time.sleep(LOG_BATCH)
+        return cast(logging.LogRecord, self.queue.get())
+
+    def stop(self) -> None:
+        super().stop()
+        self.lines.write_out()  # what came with the last records
 
 
 def configure_logging(level: str) -> None:
@@ -55,9 +104,9 @@ def configure_logging(level: str) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
-    listener = logging.handlers.QueueListener(records, handler)
+    lines = _Lines()
+    lines.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    listener = _Listener(records, lines)
     root = logging.getLogger()
     root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level.upper())
