@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from clocktower.engine import Engine, EngineSettings, Loop, LoopSettings
 from clocktower.model import JobSpec, Policies
@@ -75,17 +75,18 @@ class _Listener(logging.handlers.QueueListener):
 
     def __init__(self, records: queue.SimpleQueue[logging.LogRecord], lines: _Lines) -> None:
         super().__init__(records, lines)
+        self.records = records
         self.lines = lines
 
     def dequeue(self, block: bool) -> logging.LogRecord:
         try:
-            return cast(logging.LogRecord, self.queue.get_nowait())
+            return self.records.get_nowait()
         except queue.Empty:
             if not block:
                 raise
         self.lines.write_out()
         time.sleep(LOG_BATCH)
-        return cast(logging.LogRecord, self.queue.get())
+        return self.records.get()
 
     def stop(self) -> None:
         super().stop()
