@@ -92,6 +92,14 @@ def unserializable() -> object:
     return object()
 
 
+def raise_timeout() -> None:
+    raise TimeoutError("upstream was slow")
+
+
+async def raise_timeout_async() -> None:
+    raise TimeoutError("upstream was slow")
+
+
 def echo(value: Any) -> Any:
     return value
 

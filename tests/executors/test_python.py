@@ -169,6 +169,15 @@ async def test_a_float_that_json_cannot_spell_is_dropped(
     assert sink.text("log")[0].startswith("the return value (float) is not kept")
 
 
+@pytest.mark.parametrize("name", ["raise_timeout", "raise_timeout_async"])
+async def test_a_timeout_error_of_the_function_itself_is_a_failure(
+    fire: FireContext, sink: RecordingSink, name: str
+) -> None:
+    outcome = await run(name, fire, sink)
+    assert outcome.state is RunState.FAILED
+    assert outcome.error == "TimeoutError: upstream was slow"
+
+
 async def test_a_stop_asked_before_waiting_ends_the_wait_at_once(
     fire: FireContext, sink: RecordingSink
 ) -> None:
