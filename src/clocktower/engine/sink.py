@@ -5,6 +5,13 @@ make a chatty job cost one commit per line. The sink buffers lines and writes
 them in batches (every `interval` seconds or `max_lines` lines), and keeps only
 the latest progress, written at most once per interval. The task that flushes
 starts with the first line or progress report: a quiet run costs none.
+
+A program can print faster than the store writes. What it prints meanwhile
+waits here, and the store would keep only the head and the newest tail of it
+(the run's output cap): once more than `TRIM_AT` times the cap waits, the sink
+drops the lines between what still fits in the head and the newest tail, as
+the store would, and says how many bytes it cut (`Output.cut`). A run never
+holds more than a few times its cap in memory, however fast it prints.
 """
 
 from __future__ import annotations
@@ -17,9 +24,14 @@ from collections.abc import Awaitable, Callable
 
 from clocktower.executors._output import MAX_LINE, LineSplitter
 from clocktower.executors.base import Stream
-from clocktower.store.output import Output
+from clocktower.store.output import Output, line_bytes
 
 Line = tuple[float, str, str]
+TRIM_AT = 2  # times the cap, in characters waiting, before the sink cuts
+
+
+def _size(line: Line) -> int:
+    return len(line[2].encode()) + 1  # as the store counts it
 
 
 def _pieces(line: str) -> list[str]:
@@ -51,6 +63,11 @@ class StoreSink:
         self.max_lines = max_lines
         self._lock = threading.Lock()
         self._lines: list[Line] = []
+        self._waiting = 0  # characters in `_lines`, a lower bound of their bytes
+        self._cut: tuple[int, int] | None = None  # (at, bytes) cut from `_lines`
+        # Bytes handed to the store or cut so far, exact while the head may
+        # still take lines (the store's `output_bytes` when `_lines` arrive).
+        self._counted = 0
         self._progress: tuple[float, float | None] | None = None
         self._full: asyncio.Event | None = None  # made with the pump: most runs print nothing
         self._loop = asyncio.get_running_loop()
@@ -65,6 +82,9 @@ class StoreSink:
         lines = [piece for line in text.split("\n") for piece in _pieces(line)]
         with self._lock:
             self._lines.extend((now, stream, line) for line in lines)
+            self._waiting += sum(len(line) + 1 for line in lines)
+            if self._waiting > TRIM_AT * self.cap:
+                self._trim()
             full = len(self._lines) >= self.max_lines
             start = self._claim_pump()
         if start:
@@ -78,6 +98,28 @@ class StoreSink:
             start = self._claim_pump()
         if start:
             self._loop.call_soon_threadsafe(self._start_pump)
+
+    def _trim(self) -> None:
+        """Drop the waiting lines that the store would cut: those after the
+        ones that still fit in the head, older than the newest that fit in the
+        tail (at least the last line). Holds `_lock`."""
+        lines = self._lines
+        if self._cut is not None:
+            head = self._cut[0]
+        else:
+            room, head = self.cap // 2 - self._counted, 0
+            while head < len(lines) and room >= (size := _size(lines[head])):
+                room -= size
+                head += 1
+        keep, start, kept = self.cap - self.cap // 2, len(lines), 0
+        while start > head and (start == len(lines) or kept + _size(lines[start - 1]) <= keep):
+            start -= 1
+            kept += _size(lines[start])
+        if start > head:
+            dropped = line_bytes(lines[head:start])
+            del lines[head:start]
+            self._cut = (head, dropped + (self._cut[1] if self._cut else 0))
+        self._waiting = sum(len(line[2]) + 1 for line in lines)
 
     def _claim_pump(self) -> bool:
         """True for the first report: its caller starts the pump (holds `_lock`)."""
@@ -106,9 +148,13 @@ class StoreSink:
         with self._lock:
             lines, self._lines = self._lines, []
             progress, self._progress = self._progress, None
+            cut, self._cut = self._cut, None
+            self._waiting = 0
+            if self._counted <= self.cap // 2:  # past it, the head takes nothing more
+                self._counted += line_bytes(lines) + (cut[1] if cut else 0)
         if not lines and progress is None:
             return None
-        return Output(self.run_id, lines, self.cap, progress)
+        return Output(self.run_id, lines, self.cap, progress, cut)
 
     async def flush(self) -> None:
         output = self.take()

@@ -38,23 +38,49 @@ class Output:
     lines: Sequence[Line]
     cap: int  # the run's output cap, in bytes
     progress: tuple[float, float | None] | None = None  # (done, total)
+    # (at, bytes): that many bytes printed before `lines[at]` were already cut
+    # by the sender, which knew the cap would drop them (see `StoreSink`).
+    cut: tuple[int, int] | None = None
 
 
 class OutputQueries:
     db: Database
 
-    def append_output(self, run_id: int, lines: Sequence[Line], *, cap: int) -> None:
+    def append_output(
+        self, run_id: int, lines: Sequence[Line], *, cap: int, cut: tuple[int, int] | None = None
+    ) -> None:
         if not lines:
             return
         with self.db.write() as conn:
-            self._append_output(conn, run_id, lines, cap)
+            self._append_output(conn, run_id, lines, cap, cut)
 
     def _append_output(
-        self, conn: Connection, run_id: int, lines: Sequence[Line], cap: int
+        self,
+        conn: Connection,
+        run_id: int,
+        lines: Sequence[Line],
+        cap: int,
+        cut: tuple[int, int] | None,
     ) -> None:
         """Store `lines`: what still fits in the head goes there, the rest
         joins the tail, which keeps its newest `cap - cap // 2` bytes. A batch
-        is split line by line, so a large one cannot carry the run past its cap."""
+        is split line by line, so a large one cannot carry the run past its cap.
+        `cut`: bytes dropped before `lines[at]`, counted as printed and cut."""
+        if cut is not None:
+            at, dropped = cut
+            if at:
+                self._append_output(conn, run_id, lines[:at], cap, None)
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    output_bytes=runs.c.output_bytes + dropped,
+                    output_dropped=runs.c.output_dropped + dropped,
+                )
+            )
+            lines = lines[at:]
+            if not lines:
+                return
         nbytes = line_bytes(lines)
         total = conn.execute(select(runs.c.output_bytes).where(runs.c.id == run_id)).scalar_one()
         conn.execute(

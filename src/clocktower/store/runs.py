@@ -137,7 +137,7 @@ class RunQueries:
     db: Database
     _get_job: Callable[..., Job]
     _job: Callable[[Mapping[Any, Any]], Job]
-    _append_output: Callable[[Connection, int, Sequence[Line], int], None]
+    _append_output: Callable[[Connection, int, Sequence[Line], int, tuple[int, int] | None], None]
     _dependents_of: Callable[[Connection, Iterable[str]], dict[str, list[Job]]]
     _parsed_jobs: Callable[[Connection, Sequence[Mapping[Any, Any]]], list[Job]]
 
@@ -275,7 +275,7 @@ class RunQueries:
         with self.db.write() as conn:
             for output in outputs:
                 if output.lines:
-                    self._append_output(conn, output.run_id, output.lines, output.cap)
+                    self._append_output(conn, output.run_id, output.lines, output.cap, output.cut)
                 if output.progress is not None:
                     self._set_progress(conn, output.run_id, *output.progress)
             if finishes:
