@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from clocktower.engine import Engine, EngineSettings
 from clocktower.engine.policies import decide_start
@@ -28,7 +28,7 @@ from clocktower.model import (
 from clocktower.store import NewRun, RunResult, Store
 from clocktower.store.output import Output
 from clocktower.store.runs import Finish
-from clocktower.store.schema import runs
+from clocktower.store.schema import jobs, runs
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 LEASE = T0 + timedelta(minutes=1)
@@ -319,25 +319,28 @@ def test_two_upstream_jobs_ending_at_once_start_their_dependent_once(
         store.close()
 
 
-def _waiting_for_a_lock(url: str) -> bool:
+def _waiting_for_a_lock(url: str) -> int:
+    """How many sessions of the test database wait for a lock."""
     import psycopg
 
     dsn = url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0]
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
         ).fetchone()
-        return bool(row and row[0])
+        return int(row[0]) if row else 0
 
 
 @pytest.mark.postgres
-def test_two_batches_that_deadlock_are_both_written(
+def test_two_batches_locking_the_same_jobs_wait_instead_of_deadlocking(
     postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Node a records `u1` (which `b` waits for) and starts a run of `a`; node b
-    records `u2` (which `a` waits for) and starts a run of `b`. Each locks the
-    job the other is about to lock; PostgreSQL aborts one batch, which is
-    written again once the other has committed."""
+    records `u2` (which `a` waits for) and starts a run of `b`. Each batch needs
+    both job rows; taking them in one statement in id order, the second waits
+    for the first instead of each holding one the other wants. The job row
+    `b` is held elsewhere until both batches wait, so that they overlap."""
     store = Store(postgres_url)
     store.upgrade()
     try:
@@ -360,14 +363,6 @@ def test_two_batches_that_deadlock_are_both_written(
         engine = Engine(
             store, EngineSettings(node_id="a", artifacts_dir=tmp_path), clock=lambda: T0
         )
-        both_locked = threading.Barrier(2, timeout=30)
-        first_try: set[str] = set()
-
-        def meeting(finish: Finish, waiting: list[Job], succeeded: frozenset[str]) -> list[NewRun]:
-            if finish.succeeded_job not in first_try:  # the first attempt of each batch
-                first_try.add(str(finish.succeeded_job))
-                both_locked.wait()  # each holds the lock of the job it found waiting
-            return engine._dependents(finish, waiting, succeeded)
 
         def batch(node: str, upstream_run: int, upstream: str, own_run: int) -> None:
             done = Finish(upstream_run, RunResult(RunState.SUCCEEDED), T0, succeeded_job=upstream)
@@ -378,22 +373,53 @@ def test_two_batches_that_deadlock_are_both_written(
                 starts=[own_run],
                 lease_until=LEASE,
                 decide=decide_start,
-                dependents=meeting,
+                dependents=engine._dependents,
             )
 
         with (
             caplog.at_level(logging.WARNING, logger="clocktower.store"),
             ThreadPoolExecutor(2) as pool,
+            store.db.engine.connect() as holder,
         ):
+            holder.execute(select(jobs.c.id).where(jobs.c.id == "b").with_for_update())
             one = pool.submit(batch, "a", u1, "u1", run_a)
             two = pool.submit(batch, "b", u2, "u2", run_b)
+            for _ in range(3000):  # until both batches wait for a lock
+                if one.done() or two.done() or _waiting_for_a_lock(postgres_url) >= 2:
+                    break
+                time.sleep(0.01)
+            assert _waiting_for_a_lock(postgres_url) >= 2
+            holder.rollback()  # lets them go
             one.result(60)
             two.result(60)
-        (retried,) = [r.getMessage() for r in caplog.records]
-        assert "deadlock detected" in retried  # the database aborted one, written again
+        assert [r.getMessage() for r in caplog.records] == []  # no batch was aborted
         assert {store.get_run(i).state for i in (u1, u2)} == {RunState.SUCCEEDED}
         assert {store.get_run(i).state for i in (run_a, run_b)} == {RunState.RUNNING}
         for name in ("a", "b"):
             assert len(store.list_runs(job_id=name, trigger=TriggerKind.DEPENDENCY)) == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_claim_leaves_the_runs_of_a_job_another_transaction_holds(postgres_url: str) -> None:
+    """A batch does not wait for a job row that another transaction holds (an
+    edit, another node's batch): its runs stay due, for the next claim."""
+    store = Store(postgres_url)
+    store.upgrade()
+    try:
+        for name in ("held", "free"):
+            job(store, name)
+        (held,), (free,) = runs_of(store, "held", 1), runs_of(store, "free", 1)
+
+        def claim() -> list[tuple[int, bool]]:
+            written = store.write(node="a", now=T0, claim=5, lease_until=LEASE, decide=decide_start)
+            return [(s.run.id, s.started) for s in written.claimed]
+
+        with store.db.engine.connect() as holder:
+            holder.execute(select(jobs.c.id).where(jobs.c.id == "held").with_for_update())
+            assert claim() == [(free, True)]
+            assert store.get_run(held).state is RunState.SCHEDULED
+        assert claim() == [(held, True)]
     finally:
         store.close()

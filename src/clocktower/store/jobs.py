@@ -18,12 +18,6 @@ from clocktower.store.schema import jobs, runs
 LIVE = jobs.c.deleted_at.is_(None)
 HAS_AFTER = text(schema.HAS_AFTER)  # as written in the partial index, so that it is used
 _WITH_AFTER = select(jobs).where(LIVE, HAS_AFTER)  # built once: building costs more than running
-_LOCK_JOBS = (  # in id order, as every statement that locks jobs: no deadlock between them
-    select(jobs.c.id)
-    .where(jobs.c.id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(jobs.c.id)
-    .with_for_update()
-)
 # A job row without its definition: parsing a definition costs more than
 # reading it, and the store keeps the parsed ones (`SpecCache`).
 BARE = [column for column in jobs.c if column.name != "spec"]
@@ -116,13 +110,6 @@ class JobQueries:
             job = self._job(row)
             for job_id in upstream:
                 found.setdefault(job_id, []).append(job)
-        if found and self.db.caps.skip_locked:
-            # Transactions recording successes of two jobs that one job waits
-            # for are decided one after the other: each would otherwise miss
-            # the other's uncommitted success, and the waiting job never run.
-            # SQLite's writers are one at a time already.
-            waiting = sorted({job.id for waiters in found.values() for job in waiters})
-            conn.execute(_LOCK_JOBS, {"b_ids": waiting}).all()
         return found
 
     # ------------------------------------------------------------------ writes

@@ -238,6 +238,12 @@ class RunQueries:
         running when the overlap policy decides the next run of its job. Each
         start is decided as `start` decides it, in priority order, each
         decision seeing the ones made before it.
+
+        Job rows are locked (PostgreSQL) so that two transactions decide one
+        job's runs one after the other: the jobs waiting for a success and the
+        jobs of the runs to start, together in one statement in id order, then
+        the jobs of the runs to claim, skipping any another transaction holds
+        (those runs stay due). Batches of two nodes therefore never deadlock.
         """
         rules = None
         if starts or claim > 0:
@@ -251,10 +257,8 @@ class RunQueries:
                     outputs, finishes, starts, claim, node, now, rules, dependents
                 )
             except DBAPIError as exc:
-                # A batch locks job rows in up to three groups (the jobs waiting
-                # for a success, then the jobs of the runs it starts, then of
-                # those it claims), each in id order but not all together, so
-                # two nodes' batches can deadlock; PostgreSQL aborts one.
+                # A serialization failure, or a deadlock with a transaction
+                # outside the engine (a job edited while its runs start).
                 if attempt == WRITE_ATTEMPTS or not self.db.is_transient(exc):
                     raise
                 log.warning("a batch write was aborted (%s); writing it again", exc.orig)
@@ -278,18 +282,27 @@ class RunQueries:
                     self._append_output(conn, output.run_id, output.lines, output.cap, output.cut)
                 if output.progress is not None:
                     self._set_progress(conn, output.run_id, *output.progress)
-            if finishes:
-                written.finished = self._record(conn, node, finishes, dependents)
+            recorded, written.finished = self._owned_finishes(conn, node, finishes)
+            upstream = {f.succeeded_job for f in recorded if f.succeeded_job}
+            waiting: dict[str, list[Job]] = {}
+            if dependents is not None and upstream:
+                waiting = self._dependents_of(conn, upstream)
+            owned = self._owned_pending(conn, node, starts) if rules is not None and starts else []
+            locked = {job.id for jobs_ in waiting.values() for job in jobs_}
+            by_job = self._jobs_locked(conn, sorted(locked | {r.job_id for r in owned}))
+            if recorded:
+                self._record(conn, recorded, waiting, dependents)
             if rules is not None and starts:
-                owned = self._owned_pending(conn, node, starts)
-                decided = self._decide(conn, owned, RunState.PENDING, rules)
+                decided = self._decide(conn, owned, RunState.PENDING, rules, by_job)
                 written.started = {run_id: decided.get(run_id) for run_id in starts}
             if rules is not None and claim > 0:
                 claimable = {"b_horizon": now, "b_limit": claim}
                 rows = conn.execute(self._sql.claimable, claimable).mappings()
                 due = [run_from_row(row) for row in rows]
-                decided = self._decide(conn, due, RunState.SCHEDULED, rules)
-                written.claimed = [decided[run.id] for run in due]
+                free = self._jobs_locked(conn, sorted({r.job_id for r in due}), skip_locked=True)
+                takes = [run for run in due if run.job_id in free]  # the rest stay due
+                decided = self._decide(conn, takes, RunState.SCHEDULED, rules, free)
+                written.claimed = [decided[run.id] for run in takes]
                 written.more = len(due) == claim
             changed = [*written.started.values(), *written.claimed]
             if written.finished or any(s and (not s.started or s.replaced) for s in changed):
@@ -301,14 +314,19 @@ class RunQueries:
         return sorted((run_from_row(r) for r in rows.mappings()), key=start_order)
 
     def _decide(
-        self, conn: Connection, candidates: list[Run], expected: RunState, rules: _StartRules
+        self,
+        conn: Connection,
+        candidates: list[Run],
+        expected: RunState,
+        rules: _StartRules,
+        by_job: Mapping[str, Job],
     ) -> dict[int, Started]:
-        """Decide and apply the start of each run (in the order given), with
-        its job locked; runs started earlier in the batch count as running."""
+        """Decide and apply the start of each run (in the order given), whose
+        jobs `by_job` holds locked; runs started earlier in the batch count as
+        running."""
         if not candidates:
             return {}
         job_ids = sorted({run.job_id for run in candidates})
-        by_job = self._jobs_locked(conn, job_ids)
         running, queued = self._runs_of_jobs(conn, job_ids)
         plan = _StartPlan(rules)
         for run in candidates:
@@ -327,9 +345,15 @@ class RunQueries:
         plan.apply(conn, self._sql, expected)
         return plan.results
 
-    def _jobs_locked(self, conn: Connection, job_ids: list[str]) -> dict[str, Job]:
-        """The jobs, locked; definitions come from the cache when they can."""
-        rows = conn.execute(self._sql.jobs_locked, {"b_ids": job_ids}).mappings().all()
+    def _jobs_locked(
+        self, conn: Connection, job_ids: list[str], *, skip_locked: bool = False
+    ) -> dict[str, Job]:
+        """The jobs, locked in id order (with `skip_locked`, those no other
+        transaction holds); definitions come from the cache when they can."""
+        if not job_ids:
+            return {}
+        query = self._sql.jobs_free if skip_locked else self._sql.jobs_locked
+        rows = conn.execute(query, {"b_ids": job_ids}).mappings().all()
         return {job.id: job for job in self._parsed_jobs(conn, rows)}
 
     def _runs_of_jobs(
@@ -345,15 +369,13 @@ class RunQueries:
                 queued.setdefault(row["job_id"], set()).add(row["id"])
         return running, queued
 
-    def _record(
-        self,
-        conn: Connection,
-        node: str,
-        finishes: Sequence[Finish],
-        dependents: Dependents | None,
-    ) -> dict[int, bool]:
-        """Record outcomes of runs this node owns (True: recorded; False: the
-        run is not this node's any more); their follow-ups are inserted too."""
+    def _owned_finishes(
+        self, conn: Connection, node: str, finishes: Sequence[Finish]
+    ) -> tuple[list[Finish], dict[int, bool]]:
+        """The outcomes to record: of runs this node still owns (True), not of
+        the others (False)."""
+        if not finishes:
+            return [], {}
         ids = [f.run_id for f in finishes]
         owned = set(conn.execute(self._sql.owned_active, {"b_ids": ids, "b_node": node}).scalars())
         done: dict[int, bool] = {}
@@ -365,13 +387,21 @@ class RunQueries:
             owned.discard(finish.run_id)
             done[finish.run_id] = True
             recorded.append(finish)
-        waiting: dict[str, list[Job]] = {}
-        upstream = {f.succeeded_job for f in recorded if f.succeeded_job}
-        if dependents is not None and upstream:
-            waiting = self._dependents_of(conn, upstream)
+        return recorded, done
+
+    def _record(
+        self,
+        conn: Connection,
+        recorded: list[Finish],
+        waiting: dict[str, list[Job]],
+        dependents: Dependents | None,
+    ) -> None:
+        """Record outcomes, and insert their follow-ups: retries, and the runs
+        `dependents` decides for the `waiting` jobs (locked by the caller)."""
+        succeeded = frozenset(f.succeeded_job for f in recorded if f.succeeded_job)
         params: list[dict[str, Any]] = []
         follow_ups: list[dict[str, Any]] = []
-        succeeded, given = frozenset(upstream), set()
+        given: set[str] = set()
         for finish in recorded:
             params.append(_outcome_params(finish))
             new_runs = list(finish.follow_ups)
@@ -384,7 +414,6 @@ class RunQueries:
         if params:
             conn.execute(self._sql.record, params)
             _insert(self.db, conn, follow_ups)
-        return done
 
     # ------------------------------------------------------------------ leases
 
@@ -673,6 +702,9 @@ class _Statements:
         # Without the definitions (see `JobQueries._parsed_jobs`).
         bare = [column for column in jobs.c if column.name != "spec"]
         self.jobs_locked = locked(select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id))
+        self.jobs_free = locked(
+            select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id), skip_locked=True
+        )
         self.runs_of_jobs = select(runs).where(
             runs.c.job_id.in_(_ids()),
             (runs.c.state == RunState.RUNNING)
