@@ -412,14 +412,19 @@ def test_a_claim_leaves_the_runs_of_a_job_another_transaction_holds(postgres_url
             job(store, name)
         (held,), (free,) = runs_of(store, "held", 1), runs_of(store, "free", 1)
 
-        def claim() -> list[tuple[int, bool]]:
-            written = store.write(node="a", now=T0, claim=5, lease_until=LEASE, decide=decide_start)
-            return [(s.run.id, s.started) for s in written.claimed]
+        def claim(limit: int) -> tuple[list[tuple[int, bool]], bool]:
+            written = store.write(
+                node="a", now=T0, claim=limit, lease_until=LEASE, decide=decide_start
+            )
+            return [(s.run.id, s.started) for s in written.claimed], written.more
 
         with store.db.engine.connect() as holder:
             holder.execute(select(jobs.c.id).where(jobs.c.id == "held").with_for_update())
-            assert claim() == [(free, True)]
+            # The held job's run comes first; passing over it is not "more to claim",
+            # or the writer would claim again at once, and again, while the job is held.
+            assert claim(1) == ([], False)
+            assert claim(5) == ([(free, True)], False)
             assert store.get_run(held).state is RunState.SCHEDULED
-        assert claim() == [(held, True)]
+        assert claim(5) == ([(held, True)], False)
     finally:
         store.close()

@@ -243,7 +243,11 @@ class RunQueries:
         job's runs one after the other: the jobs waiting for a success and the
         jobs of the runs to start, together in one statement in id order, then
         the jobs of the runs to claim, skipping any another transaction holds
-        (those runs stay due). Batches of two nodes therefore never deadlock.
+        (those runs stay due). Two nodes' batches therefore wait for each other
+        on job rows instead of deadlocking. A deadlock on run rows remains
+        possible (overlap = "replace" asking a run to stop while its node
+        writes that run's outcome); PostgreSQL aborts one batch, and it is
+        written again.
         """
         rules = None
         if starts or claim > 0:
@@ -257,8 +261,9 @@ class RunQueries:
                     outputs, finishes, starts, claim, node, now, rules, dependents
                 )
             except DBAPIError as exc:
-                # A serialization failure, or a deadlock with a transaction
-                # outside the engine (a job edited while its runs start).
+                # A serialization failure, or a deadlock: on run rows (overlap =
+                # "replace" stopping a run whose node is writing it), or with a
+                # transaction outside the engine (a job edited as its runs start).
                 if attempt == WRITE_ATTEMPTS or not self.db.is_transient(exc):
                     raise
                 log.warning("a batch write was aborted (%s); writing it again", exc.orig)
@@ -303,7 +308,9 @@ class RunQueries:
                 takes = [run for run in due if run.job_id in free]  # the rest stay due
                 decided = self._decide(conn, takes, RunState.SCHEDULED, rules, free)
                 written.claimed = [decided[run.id] for run in takes]
-                written.more = len(due) == claim
+                # Runs passed over for a held job do not count: the writer
+                # would claim them again at once, and again, until the job is free.
+                written.more = len(takes) == claim
             changed = [*written.started.values(), *written.claimed]
             if written.finished or any(s and (not s.started or s.replaced) for s in changed):
                 self.db.notify(conn)
