@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import logging
+import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from clocktower.node import mark_broken_jobs
+from clocktower.node import _Lines, _Listener, mark_broken_jobs
 from clocktower.service import Service
 from clocktower.store import Store
 
@@ -110,3 +114,37 @@ def test_serve_writes_log_lines_while_it_runs_in_order_and_all_at_exit() -> None
         finally:
             watchdog.cancel()
             proc.kill()
+
+
+class _FullDisk(io.StringIO):
+    """A stream whose first write fails, as on a full disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def write(self, text: str) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(text)
+
+
+def test_serve_keeps_logging_after_a_write_fails() -> None:
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    lines = _Lines()
+    stream = _FullDisk()
+    lines.setStream(stream)
+    lines.setFormatter(logging.Formatter("%(message)s"))
+    listener = _Listener(records, lines)
+    listener.start()
+    try:
+        records.put(logging.makeLogRecord({"msg": "lost"}))
+        deadline = time.monotonic() + 30
+        while stream.failures:  # until the failed write
+            assert time.monotonic() < deadline, "the log thread never wrote"
+            time.sleep(0.01)
+        records.put(logging.makeLogRecord({"msg": "written"}))
+    finally:
+        listener.stop()  # writes what is left, from a thread that is still there
+    assert stream.getvalue() == "written\n"

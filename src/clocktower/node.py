@@ -33,6 +33,7 @@ log = logging.getLogger("clocktower")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_BATCH = 0.01  # seconds the log thread waits for more records once it wrote all
+LOG_LINES = 1000  # lines the log thread writes at once at most
 
 
 class _Enqueue(logging.handlers.QueueHandler):
@@ -46,23 +47,35 @@ class _Enqueue(logging.handlers.QueueHandler):
 
 
 class _Lines(logging.StreamHandler):  # type: ignore[type-arg]
-    """Formats records into a buffer that `write_out` writes in one go."""
+    """Formats records into a buffer that `write_out` writes in one go (at
+    the latest every `LOG_LINES` lines). A write that fails is reported as a
+    logging error and its lines are lost; the next write tries again."""
 
     def __init__(self) -> None:
         super().__init__()
         self._pending: list[str] = []
+        self._last: logging.LogRecord | None = None  # named when a write fails
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._pending.append(self.format(record) + self.terminator)
         except Exception:
             self.handleError(record)
+            return
+        self._last = record
+        if len(self._pending) >= LOG_LINES:
+            self.write_out()
 
     def write_out(self) -> None:
-        if self._pending:
-            text, self._pending = "".join(self._pending), []
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        try:
             self.stream.write(text)
             self.flush()
+        except Exception:
+            if self._last is not None:
+                self.handleError(self._last)  # "--- Logging error ---", as emit would
 
 
 class _Listener(logging.handlers.QueueListener):
@@ -97,13 +110,6 @@ def configure_logging(level: str) -> None:
     """Log to stderr from a thread of its own: the event loop only queues each
     record, so a slow terminal or log pipe never holds up a run's start (the
     stdlib's QueueHandler/QueueListener pattern)."""
-    # The format names no source line, thread or process: not looking them up
-    # for each record (the logging HOWTO's "Optimization") makes a record
-    # cost less than half: there is one per run.
-    logging._srcfile = None  # the documented switch
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     lines = _Lines()
     lines.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
