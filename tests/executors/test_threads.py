@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from clocktower.executors._threads import Workers
 
 
@@ -57,3 +59,37 @@ def test_the_thread_is_named_after_its_call_and_idle_ones_end() -> None:
         time.sleep(0.01)
     assert call(workers, lambda: None).wait(5)  # a new thread serves the next call
     assert workers.threads_started == 2
+
+
+def test_a_pool_used_one_call_at_a_time_shrinks_to_one_thread() -> None:
+    """After a burst, steady calls one at a time keep one thread busy; the
+    others, left asleep, end after their idle timeout."""
+    workers = Workers(idle_timeout=0.3, prefix="ct-shrink")
+    barrier = threading.Barrier(6, timeout=5)
+    assert all(event.wait(5) for event in [call(workers, barrier.wait) for _ in range(6)])
+    alive = lambda: sum(t.name == "ct-shrink-idle" for t in threading.enumerate())  # noqa: E731
+    deadline = time.monotonic() + 20
+    while alive() > 1:  # a call every 20 ms: more often than the timeout
+        assert time.monotonic() < deadline, f"{alive()} threads still kept"
+        assert call(workers, lambda: None).wait(5)
+        time.sleep(0.02)
+    assert workers.threads_started == 6
+
+
+def test_a_call_without_a_thread_to_run_it_is_refused_and_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workers = Workers()
+    ran: list[str] = []
+
+    class NoThreads(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading, "Thread", NoThreads)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        workers.submit(lambda: ran.append("refused"), lambda: None, "refused")
+    monkeypatch.undo()
+    assert (workers.idle, workers.threads_started) == (0, 0)
+    assert call(workers, lambda: ran.append("next")).wait(5)
+    assert ran == ["next"]  # the refused call never runs

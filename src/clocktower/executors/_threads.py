@@ -13,7 +13,10 @@ The threads share one queue, and a thread that finishes a call takes the next
 queued one at once. Many short calls submitted together therefore run
 through one or two threads, instead of waking a thread each: with the event
 loop and every thread taking turns at the GIL, a thread woken per call cost
-more than the calls did (bench/firing.py (a)).
+more than the calls did (bench/firing.py (a)). A sleeping thread is woken
+only when the queue holds more calls than there are free threads awake, and
+the one that fell asleep last goes first, so that the others stay asleep
+long enough to end.
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ from collections import deque
 from collections.abc import Callable
 
 Call = Callable[[], None]
+Queued = tuple[Call, Call, str]
 
 
 class Workers:
     def __init__(self, *, idle_timeout: float = 60.0, prefix: str = "clocktower-python") -> None:
         self.idle_timeout = idle_timeout
         self.prefix = prefix
-        self._calls: deque[tuple[Call, Call, str]] = deque()  # waiting for a thread
+        self._calls: deque[Queued] = deque()  # waiting for a thread
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._free = 0  # threads not executing a call: each takes a queued call
+        self._free = 0  # threads not executing a call: together they take every queued call
+        self._asleep: list[threading.Event] = []  # free threads waiting, the latest last
         self._started = 0
 
     def submit(self, work: Call, then: Call, name: str) -> None:
@@ -41,14 +45,25 @@ class Workers:
         The thread counts as free before `then` runs, so a caller that is told
         and submits the next call at once gets the same thread.
         """
+        call = (work, then, name)
         with self._lock:
-            self._calls.append((work, then, name))
+            self._calls.append(call)
             if len(self._calls) <= self._free:
-                self._wake.notify()
+                if len(self._calls) > self._free - len(self._asleep):
+                    self._asleep.pop().set()  # not enough free threads awake
                 return
             self._free += 1  # a new thread, started for this call
             self._started += 1
-        threading.Thread(target=self._serve, name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+        except BaseException:  # out of threads: the call is not made
+            with self._lock:
+                self._free -= 1
+                self._started -= 1
+                if call in self._calls:
+                    self._calls.remove(call)
+                    raise
+            # Taken meanwhile by a thread that came free: it runs after all.
 
     @property
     def threads_started(self) -> int:
@@ -61,7 +76,8 @@ class Workers:
 
     def _serve(self) -> None:
         me = threading.current_thread()
-        while (call := self._take()) is not None:
+        wake = threading.Event()
+        while (call := self._take(wake)) is not None:
             work, then, name = call
             me.name = name
             work()
@@ -69,13 +85,22 @@ class Workers:
             with self._lock:
                 self._free += 1
             then()
+            del call, work, then  # while asleep, hold nothing of the last call (its loop)
 
-    def _take(self) -> tuple[Call, Call, str] | None:
-        """The next call, waiting for one; None once idle for too long."""
-        with self._lock:
-            while not self._calls:
-                if not self._wake.wait(self.idle_timeout) and not self._calls:
+    def _take(self, wake: threading.Event) -> Queued | None:
+        """The next call, sleeping until there is one; None once idle for too long."""
+        while True:
+            with self._lock:
+                if self._calls:
+                    self._free -= 1
+                    return self._calls.popleft()
+                wake.clear()
+                self._asleep.append(wake)
+            woken = wake.wait(self.idle_timeout)
+            with self._lock:
+                if woken or wake not in self._asleep:
+                    continue  # woken for a call (maybe just as it timed out)
+                self._asleep.remove(wake)
+                if not self._calls:
                     self._free -= 1
                     return None
-            self._free -= 1
-            return self._calls.popleft()

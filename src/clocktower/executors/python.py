@@ -99,7 +99,8 @@ class _Returns:
     it. A wake-up per call costs a system call and a turn at the GIL each."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: the loop is the key this is kept under (`_RETURNS`).
+        self._loop = weakref.ref(loop)
         self._lock = threading.Lock()
         self._ready: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
 
@@ -107,9 +108,10 @@ class _Returns:
         with self._lock:
             first = not self._ready
             self._ready.append((future, value, error))
-        if first:
+        loop = self._loop()
+        if first and loop is not None:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                self._loop.call_soon_threadsafe(self._settle)
+                loop.call_soon_threadsafe(self._settle)
 
     def _settle(self) -> None:
         with self._lock:
