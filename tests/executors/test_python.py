@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from typing import Any
@@ -342,3 +343,22 @@ async def test_process_mode_memory_limit(fire: FireContext, sink: RecordingSink)
     big = await run(target(2 * limit), fire, sink)
     assert big.state is RunState.FAILED
     assert big.error == "MemoryError"
+
+
+def test_an_event_loop_that_ran_sync_targets_is_not_kept_alive(
+    make_fire: MakeFire, sink: RecordingSink
+) -> None:
+    """Applications embedding Clocktower may run and close many loops."""
+    from clocktower.executors import python
+
+    def one_loop() -> None:
+        async def main() -> Outcome:
+            return await run("hello", make_fire(run_id=7), sink)
+
+        assert asyncio.run(main()).state is RunState.SUCCEEDED
+
+    before = len(python._RETURNS)
+    for _ in range(3):
+        one_loop()
+    gc.collect()
+    assert len(python._RETURNS) <= before
