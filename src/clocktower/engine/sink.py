@@ -24,14 +24,10 @@ from collections.abc import Awaitable, Callable
 
 from clocktower.executors._output import MAX_LINE, LineSplitter
 from clocktower.executors.base import Stream
-from clocktower.store.output import Output, line_bytes
+from clocktower.store.output import Output, head_and_tail, line_bytes
 
 Line = tuple[float, str, str]
 TRIM_AT = 2  # times the cap, in characters waiting, before the sink cuts
-
-
-def _size(line: Line) -> int:
-    return len(line[2].encode()) + 1  # as the store counts it
 
 
 def _pieces(line: str) -> list[str]:
@@ -100,25 +96,17 @@ class StoreSink:
             self._loop.call_soon_threadsafe(self._start_pump)
 
     def _trim(self) -> None:
-        """Drop the waiting lines that the store would cut: those after the
-        ones that still fit in the head, older than the newest that fit in the
-        tail (at least the last line). Holds `_lock`."""
+        """Drop the waiting lines that the store would cut (`head_and_tail`);
+        after a first cut, the head is closed. Holds `_lock`."""
         lines = self._lines
-        if self._cut is not None:
-            head = self._cut[0]
-        else:
-            room, head = self.cap // 2 - self._counted, 0
-            while head < len(lines) and room >= (size := _size(lines[head])):
-                room -= size
-                head += 1
-        keep, start, kept = self.cap - self.cap // 2, len(lines), 0
-        while start > head and (start == len(lines) or kept + _size(lines[start - 1]) <= keep):
-            start -= 1
-            kept += _size(lines[start])
-        if start > head:
-            dropped = line_bytes(lines[head:start])
-            del lines[head:start]
-            self._cut = (head, dropped + (self._cut[1] if self._cut else 0))
+        at, cut = self._cut or (0, 0)
+        room = -1 if self._cut else self.cap // 2 - self._counted
+        head, tail = head_and_tail(lines[at:], room, self.cap - self.cap // 2)
+        if tail > head:
+            head, tail = head + at, tail + at
+            cut += line_bytes(lines[head:tail])
+            del lines[head:tail]
+            self._cut = (head, cut)
         self._waiting = sum(len(line[2]) + 1 for line in lines)
 
     def _claim_pump(self) -> bool:

@@ -23,11 +23,27 @@ Line = tuple[float, str, str]  # (epoch seconds, stream, text)
 
 
 def line_bytes(lines: Sequence[Line]) -> int:
-    return sum(_size(line) for line in lines)
+    return sum(line_size(line) for line in lines)
 
 
-def _size(line: Line) -> int:
+def line_size(line: Line) -> int:
     return len(line[2].encode()) + 1  # with its newline
+
+
+def head_and_tail(lines: Sequence[Line], head_room: int, keep: int) -> tuple[int, int]:
+    """Where the cap cuts `lines`, printed after the run's head had `head_room`
+    bytes left: `lines[:head]` still fit in the head; the tail keeps
+    `lines[tail:]`, the newest that fit in `keep` bytes (at least the last
+    line); the lines between are cut. The store and the sink cut alike."""
+    head = 0
+    while head < len(lines) and head_room >= (size := line_size(lines[head])):
+        head_room -= size
+        head += 1
+    tail, kept = len(lines), 0
+    while tail > head and (tail == len(lines) or kept + line_size(lines[tail - 1]) <= keep):
+        tail -= 1
+        kept += line_size(lines[tail])
+    return head, tail
 
 
 @dataclass(slots=True)
@@ -88,22 +104,14 @@ class OutputQueries:
             .where(runs.c.id == run_id)
             .values(output_bytes=runs.c.output_bytes + nbytes)
         )
-        head_room, split = cap // 2 - total, 0
-        while split < len(lines) and head_room >= (size := _size(lines[split])):
-            head_room -= size
-            split += 1
-        if split:
-            self._insert_chunk(conn, run_id, "head", lines[:split])
-        rest = lines[split:]
-        if not rest:
-            return
         keep = cap - cap // 2
-        start, kept = len(rest), 0
-        while start > 0 and (start == len(rest) or kept + _size(rest[start - 1]) <= keep):
-            start -= 1  # the newest lines that fit (at least the last one)
-            kept += _size(rest[start])
-        self._insert_chunk(conn, run_id, "tail", rest[start:])
-        self._trim_tail(conn, run_id, keep, dropped=line_bytes(rest[:start]))
+        head, tail = head_and_tail(lines, cap // 2 - total, keep)
+        if head:
+            self._insert_chunk(conn, run_id, "head", lines[:head])
+        if tail == len(lines):
+            return
+        self._insert_chunk(conn, run_id, "tail", lines[tail:])
+        self._trim_tail(conn, run_id, keep, dropped=line_bytes(lines[head:tail]))
 
     def _insert_chunk(
         self, conn: Connection, run_id: int, part: str, lines: Sequence[Line]
