@@ -561,7 +561,7 @@ class Engine:
         the jobs that `succeeded` in that same transaction)."""
         if finish.succeeded_job is None:
             return []
-        runs = self._dependent_runs(finish.now, waiting, succeeded | {finish.succeeded_job})
+        runs = self._dependent_runs(finish.now, waiting, succeeded)
         for new in runs:
             log.info("  %s of %s due at %s", new.trigger, new.job_id, new.scheduled_for)
         return runs
@@ -590,8 +590,8 @@ class Engine:
                 )
         return created
 
-    def _succeeded_since(self, upstream: str, since: datetime, now: frozenset[str]) -> bool:
-        if upstream in now:  # succeeded in the transaction being written
+    def _succeeded_since(self, upstream: str, since: datetime, succeeded: frozenset[str]) -> bool:
+        if upstream in succeeded:  # succeeded in the transaction being written
             return True
         success = self.store.last_success(upstream)
         return bool(success and success.finished_at and success.finished_at > since)

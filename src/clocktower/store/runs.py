@@ -708,10 +708,9 @@ class _Statements:
         # In id order: two nodes locking the same jobs never deadlock.
         # Without the definitions (see `JobQueries._parsed_jobs`).
         bare = [column for column in jobs.c if column.name != "spec"]
-        self.jobs_locked = locked(select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id))
-        self.jobs_free = locked(
-            select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id), skip_locked=True
-        )
+        named_jobs = select(*bare).where(jobs.c.id.in_(_ids())).order_by(jobs.c.id)
+        self.jobs_locked = locked(named_jobs)
+        self.jobs_free = locked(named_jobs, skip_locked=True)
         self.runs_of_jobs = select(runs).where(
             runs.c.job_id.in_(_ids()),
             (runs.c.state == RunState.RUNNING)
@@ -800,18 +799,17 @@ class _StartPlan:
         self.results: dict[int, Started] = {}
         self.starts: list[int] = []
         self.queues: list[int] = []
-        self.skips: list[tuple[int, str | None]] = []
-        self.cancelled: list[tuple[int, str | None]] = []  # asked to stop before starting
+        # Runs that end without starting, by action: skipped, or cancelled
+        # (asked to stop before their instant), with why.
+        self.ended: dict[str, list[tuple[int, str | None]]] = {"skip": [], "cancel": []}
         self.cancels: list[int] = []  # running runs asked to stop (replace)
 
     def add(self, run: Run, job: Job, decision: Decision, others: list[Run]) -> Started:
         """Decide one run; `run` (read in this transaction) becomes what it will be."""
         replaced: list[int] = []
-        if decision.action in ("skip", "cancel"):
+        if decision.action in self.ended:
+            self.ended[decision.action].append((run.id, decision.reason))
             ended = RunState.SKIPPED if decision.action == "skip" else RunState.CANCELLED
-            (self.skips if ended is RunState.SKIPPED else self.cancelled).append(
-                (run.id, decision.reason)
-            )
             run.state, run.error, run.finished_at = ended, decision.reason, self.now
             run.lease_until, run.node = None, self.node
         elif decision.action == "queue":
@@ -841,7 +839,7 @@ class _StartPlan:
             params = {"b_ids": self.queues, "b_owner": self.node}
             result = conn.execute(sql.decided["queue", expected], params)
             _check(result.rowcount, len(self.queues))
-        for action, ended in (("skip", self.skips), ("cancel", self.cancelled)):
+        for action, ended in self.ended.items():
             if not ended:
                 continue
             rows = [common | {"b_id": i, "b_error": e} for i, e in ended]
