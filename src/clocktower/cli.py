@@ -586,6 +586,9 @@ def logs(
     after, shown_dropped = 0, 0
     while True:
         with cli_errors():
+            # The state before the output: a run's output is committed no later
+            # than its end, so once it has ended the next read gets all of it.
+            ended = follow and service.get_run(run_id).state.final
             chunks, dropped = service.output(run_id, after=after)
         for chunk in chunks:
             # Marked where it happened: between head and tail, and again while
@@ -597,7 +600,7 @@ def logs(
                 prefix = f"{utc_iso(ts)} " if timestamps else ""
                 typer.echo(f"{prefix}{text}", err=stream == "stderr")
             after = chunk.id
-        if not follow or (service.get_run(run_id).state.final and not chunks):
+        if not follow or (ended and not chunks):
             return
         time.sleep(0.5)
 
