@@ -194,6 +194,35 @@ def test_outcomes_of_runs_another_node_owns_are_refused(store: Store) -> None:
     assert len(store.list_runs(trigger=TriggerKind.RETRY)) == 1  # only the owned one's follow-up
 
 
+def test_a_run_ended_twice_in_one_batch_keeps_the_first_outcome(store: Store) -> None:
+    job(store, "nightly")
+    job(store, "hourly")
+    (first,) = runs_of(store, "nightly", 1)
+    (second,) = runs_of(store, "hourly", 1)
+    claimed(store, node="a", limit=2)
+    assert start(store, [first, second], node="a") == {
+        first: RunState.RUNNING,
+        second: RunState.RUNNING,
+    }
+    retry = NewRun(job_id="nightly", scheduled_for=T0, trigger=TriggerKind.RETRY, attempt=2)
+    written = store.write(
+        node="a",
+        now=T0,
+        outputs=[Output(second, [(1.0, "stdout", "kept")], cap=1 << 20)],
+        finishes=[
+            Finish(first, RunResult(RunState.SUCCEEDED), T0),
+            Finish(second, RunResult(RunState.SUCCEEDED), T0),
+            Finish(first, RunResult(RunState.TIMED_OUT), T0, [retry]),
+        ],
+    )
+    assert written.finished == {first: True, second: True}
+    assert store.get_run(first).state is RunState.SUCCEEDED
+    assert store.get_run(second).state is RunState.SUCCEEDED
+    assert store.list_runs(trigger=TriggerKind.RETRY) == []  # the ignored outcome's retry
+    chunks, _ = store.read_output(second)  # the batch was written again, output once
+    assert [line for chunk in chunks for line in chunk.lines] == [(1.0, "stdout", "kept")]
+
+
 def test_output_is_stored_with_the_outcome(store: Store) -> None:
     job(store, "nightly")
     (run,) = runs_of(store, "nightly", 1)
