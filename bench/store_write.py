@@ -26,7 +26,7 @@ from clocktower.engine import Engine, EngineSettings
 from clocktower.engine.policies import decide_start
 from clocktower.model import RunState
 from clocktower.store import Store
-from clocktower.store.runs import Finish, RunResult, Started
+from clocktower.store.writes import Finish, RunResult, Started
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from firing import seed, workspace  # the bench's own helpers

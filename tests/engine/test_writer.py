@@ -14,7 +14,7 @@ from clocktower.engine import engine as engine_module
 from clocktower.engine import writer as writer_module
 from clocktower.model import RunState
 from clocktower.store import Store
-from clocktower.store.runs import Written
+from clocktower.store.writes import Written
 
 from .helpers import make_engine, make_service, settle, step
 from .targets import Concurrency

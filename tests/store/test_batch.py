@@ -27,8 +27,8 @@ from clocktower.model import (
 )
 from clocktower.store import NewRun, RunResult, Store
 from clocktower.store.output import Output
-from clocktower.store.runs import Finish
 from clocktower.store.schema import jobs, runs
+from clocktower.store.writes import Finish
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 LEASE = T0 + timedelta(minutes=1)

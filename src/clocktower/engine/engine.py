@@ -47,7 +47,7 @@ from clocktower.executors import get_executor
 from clocktower.executors.base import FireContext, Outcome
 from clocktower.model import InvalidSpec, Job, Run, RunState, TriggerKind
 from clocktower.store import FirePlan, NewRun, RunResult, Store
-from clocktower.store.runs import Finish, Started, start_order
+from clocktower.store.writes import Finish, Started, start_order
 from clocktower.triggers import compile_trigger
 from clocktower.triggers.base import Trigger
 

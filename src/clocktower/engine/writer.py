@@ -27,7 +27,7 @@ from typing import Any
 
 from clocktower.store import Store
 from clocktower.store.output import Output
-from clocktower.store.runs import Decide, Dependents, Finish, Started, Written
+from clocktower.store.writes import Decide, Dependents, Finish, Started, Written
 
 log = logging.getLogger("clocktower.engine")
 

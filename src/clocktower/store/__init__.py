@@ -14,11 +14,12 @@ from clocktower.store.jobs import JobQueries
 from clocktower.store.migrate import needs_upgrade, upgrade
 from clocktower.store.output import OutputQueries
 from clocktower.store.rows import Decision, FirePlan, NewRun, OutputChunk
-from clocktower.store.runs import RunQueries, RunResult, Started
+from clocktower.store.runs import RunQueries
 from clocktower.store.views import ViewQueries
+from clocktower.store.writes import RunResult, Started, WriteQueries
 
 
-class Store(JobQueries, RunQueries, OutputQueries, AdminQueries, ViewQueries):
+class Store(JobQueries, RunQueries, WriteQueries, OutputQueries, AdminQueries, ViewQueries):
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.db = Database(url, pool_size=pool_size)
 

@@ -31,7 +31,7 @@ class Capabilities:
     notify: bool  # LISTEN/NOTIFY wake-ups
     data_version: bool  # PRAGMA data_version change detection
     # The planner keeps no statistics (SQLite without ANALYZE): some queries
-    # tell it which index to walk (see store.runs).
+    # tell it which index to walk (see store.writes).
     needs_plan_hints: bool
 
 

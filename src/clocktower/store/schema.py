@@ -167,7 +167,7 @@ runs = Table(
     Index(None, "finished_at"),
 )
 
-# The claim step's order (see store.runs): the highest priority, then the
+# The claim step's order (see store.writes): the highest priority, then the
 # earliest due, is read first, so a claim stops after its LIMIT however many
 # runs wait for a slot.
 Index("ix_runs_claim", runs.c.state, runs.c.priority.desc(), runs.c.due_at, runs.c.id)
