@@ -648,13 +648,16 @@ def startup_verdict(name: str, ct: dict[str, Any]) -> str:
 
 
 SCENARIOS = {"a": run_burst, "b": run_every, "c": run_commands, "d": run_startup}
+PEERS = ("aps-memory", "aps-sqlite")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", default="abcd", help="scenarios to run (default abcd)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a first look")
-    p.add_argument("--peers", default="aps-memory,aps-sqlite", help="APScheduler stores to run")
+    p.add_argument(
+        "--peers", default=",".join(PEERS), help="APScheduler stores to run, comma-separated"
+    )
     p.add_argument("--target", default="noop", choices=["noop", "anoop"], help="sync or async")
     p.add_argument("--slots", type=int, default=SLOTS, help="max_concurrent_runs (4 x CPUs)")
     p.add_argument("--burst-jobs", type=int, default=10_000)
@@ -686,6 +689,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.burst_jobs, args.every_jobs, args.every_seconds = 2_000, 200, 10
         args.command_seconds, args.startup_jobs = 5, 100_000
     args.peers = [x for x in args.peers.split(",") if x]
+    unknown = sorted(set(args.peers) - set(PEERS))
+    if unknown:
+        p.error(f"--peers: unknown {', '.join(unknown)} (choose from {', '.join(PEERS)})")
     return args
 
 
