@@ -268,7 +268,7 @@ def serve(
     )
     file_jobs = None
     if cfg.source is not None:
-        file_jobs = FileJobs(cfg.source, dict(cfg.jobs), set(cfg.paused))
+        file_jobs = FileJobs(cfg.source, dict(cfg.jobs), set(cfg.paused), set(cfg.enabled))
     http = None if no_http else http_runner(bind or server.bind)
     with cli_errors():
         try:

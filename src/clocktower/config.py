@@ -128,7 +128,8 @@ class Config:
 
 
 def file_source(path: str | Path) -> str:
-    return f"file:{Path(path).absolute()}"
+    """One file, one source, however its path was typed (`..`, a symlink)."""
+    return f"file:{Path(path).resolve()}"
 
 
 class ConfigError(InvalidSpec):
@@ -398,7 +399,7 @@ def _jobs(
         except InvalidSpec as exc:
             problems.append(exc.located(file=file, job=job_id))
             continue
-        jobs[job_id] = _anchor_cwd(job.spec, Path(file).absolute().parent)
+        jobs[job_id] = _anchor_cwd(job.spec, Path(file).resolve().parent)
         if job.paused is not None:
             paused[job_id] = job.paused
     return jobs, paused

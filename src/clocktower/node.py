@@ -145,7 +145,8 @@ class FileJobs:
 
     source: str
     jobs: dict[str, JobSpec]
-    paused: set[str]
+    paused: set[str]  # declared paused = true / enabled = false
+    enabled: set[str] = field(default_factory=set)  # declared paused = false / enabled = true
 
 
 def open_store(url: str) -> Store:
@@ -158,7 +159,11 @@ def apply_file(service: Service, file_jobs: FileJobs | None) -> ReconcileReport 
     if file_jobs is None:
         return None
     report = service.reconcile(
-        file_jobs.jobs, sorted(file_jobs.paused), source=file_jobs.source, actor="config"
+        file_jobs.jobs,
+        file_jobs.paused,
+        file_jobs.enabled,
+        source=file_jobs.source,
+        actor="config",
     )
     for job_id, reason in report.broken.items():
         log.error("job %s is broken and will not run: %s", job_id, reason)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
+from clocktower.config import ConfigError
 from clocktower.engine.engine import Clock, utcnow
 from clocktower.engine.policies import MISFIRE_GRACE, decide_start, first_fire_after, resume_from
 from clocktower.model import (
@@ -334,14 +335,46 @@ class Service:
 
     @_changes_store
     def reconcile(
-        self, specs: Mapping[str, JobSpec], paused: Sequence[str], *, source: str, actor: str
+        self,
+        specs: Mapping[str, JobSpec],
+        paused: Collection[str] = (),
+        enabled: Collection[str] = (),
+        *,
+        source: str,
+        actor: str,
     ) -> ReconcileReport:
         """Apply the jobs of one config file: add new ones, change edited ones,
         disable (pause) the ones the file no longer has, keeping their history.
-        Jobs created through the API or CLI are left alone."""
+
+        A job the file declares `paused` (or `enabled = false`) is paused, one
+        it declares `enabled` (or `paused = false`) is resumed, each time the
+        file is applied; a job that says neither keeps its state, except that
+        one paused because it had left the file is resumed when it comes back.
+        Jobs created through the API or CLI are left alone: a file job with
+        the id of one is refused, before anything is applied."""
+        taken = [
+            job_id
+            for job_id in specs
+            if (job := self.store.find_job(job_id)) is not None
+            and not job.spec.source.startswith("file:")
+        ]
+        if taken:
+            file = source.removeprefix("file:")
+            raise ConfigError(
+                [
+                    InvalidSpec(
+                        "a job with this id was created through the API or CLI; rename "
+                        "one of them, or delete that job first (clocktower jobs rm)",
+                        file=file,
+                        job=job_id,
+                    )
+                    for job_id in taken
+                ]
+            )
         report = ReconcileReport()
         for job_id, spec in specs.items():
-            self._reconcile_one(spec, job_id in paused, actor, report)
+            state = True if job_id in paused else False if job_id in enabled else None
+            self._reconcile_one(spec, state, actor, report)
         for job in self.store.list_jobs(source_prefix="file:"):
             if job.spec.source == source and job.id not in specs and not job.paused:
                 self.pause(job.id, actor=actor)
@@ -349,8 +382,9 @@ class Service:
         return report
 
     def _reconcile_one(
-        self, spec: JobSpec, paused: bool, actor: str, report: ReconcileReport
+        self, spec: JobSpec, paused: bool | None, actor: str, report: ReconcileReport
     ) -> None:
+        """One file job; `paused` is the state the file declares (None: none)."""
         existing = self.store.find_job(spec.id)
         broken = self.broken_reason(spec)
         if broken:
@@ -358,16 +392,26 @@ class Service:
         if existing is None:
             self.put_job(spec, actor=actor, paused=paused or None)
             report.added.append(spec.id)
-        elif job_to_mapping(existing.spec) != job_to_mapping(spec) or existing.broken != broken:
-            self.put_job(spec, actor=actor, paused=paused if paused else None)
+            return
+        came_back = (
+            paused is None
+            and existing.paused
+            and existing.spec.source == spec.source
+            and self._disabled_by_config(existing)
+        )
+        if job_to_mapping(existing.spec) != job_to_mapping(spec) or existing.broken != broken:
+            self.put_job(spec, actor=actor)
             report.changed.append(spec.id)
         else:
             report.unchanged.append(spec.id)
-            if existing.paused and not paused and existing.spec.source == spec.source:
-                self._revive_if_disabled(existing, actor)
+        if paused and not existing.paused:
+            self.pause(spec.id, actor=actor)
+        elif (paused is False and existing.paused) or came_back:
+            self.resume(spec.id, actor=actor)
 
-    def _revive_if_disabled(self, job: Job, actor: str) -> None:
-        """A job paused because it left the file comes back when it returns."""
-        events = self.store.list_events(job_id=job.id, limit=1)
-        if events and events[0].action == "job.pause" and events[0].actor == "config":
-            self.resume(job.id, actor=actor)
+    def _disabled_by_config(self, job: Job) -> bool:
+        """Whether `job` was paused because it left its config file."""
+        for event in self.store.list_events(job_id=job.id, limit=20):
+            if event.action in ("job.pause", "job.resume"):
+                return event.action == "job.pause" and event.actor == "config"
+        return False
