@@ -33,21 +33,75 @@ def test_a_python_job_that_no_longer_imports_is_kept_and_marked_broken(
     service.create_job({"command": "true", "cron": "0 3 * * *"}, job_id="sh", actor="t")
     assert store.get_job("py").broken is None
 
-    module.unlink()  # a deploy removed the module
-    importlib.invalidate_caches()
+    module.unlink()  # a deploy removed the module, and the server restarted
+    restart(monkeypatch, "ct_nightly_tasks")
     with caplog.at_level(logging.ERROR, logger="clocktower"):
         mark_broken_jobs(service)
     broken = store.get_job("py")
-    assert broken.broken == "cannot import 'ct_nightly_tasks': no such module"
+    why = (
+        "cannot import 'ct_nightly_tasks:run': "
+        "ModuleNotFoundError: No module named 'ct_nightly_tasks'"
+    )
+    assert broken.broken == why
     reported = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert reported == ["job py is broken: cannot import 'ct_nightly_tasks': no such module"]
+    assert reported == [f"job py is broken: {why}"]
     assert [j.id for j in store.list_jobs()] == ["py", "sh"]  # kept, never deleted
     assert store.get_job("sh").broken is None
 
     module.write_text("def run():\n    pass\n")  # and the next deploy brought it back
-    importlib.invalidate_caches()
+    restart(monkeypatch, "ct_nightly_tasks")
     mark_broken_jobs(service)
     assert store.get_job("py").broken is None
+
+
+def restart(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Forget `module`, as a server started afresh has not imported it."""
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    importlib.invalidate_caches()
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        (
+            "import ct_not_installed\n\ndef run():\n    pass\n",
+            "cannot import 'ct_tasks_{n}:run': "
+            "ModuleNotFoundError: No module named 'ct_not_installed'",
+        ),
+        ("def build():\n    pass\n", "cannot import 'ct_tasks_{n}:run': AttributeError: "),
+    ],
+    ids=["its-dependency-is-gone", "its-function-was-renamed"],
+)
+def test_a_python_job_whose_module_exists_but_does_not_import_is_marked_broken(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, why: str
+) -> None:
+    n = len(why)  # a module name of its own for each case
+    module = tmp_path / f"ct_tasks_{n}.py"
+    module.write_text("def run():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    service = Service(store)
+    service.create_job({"call": f"ct_tasks_{n}:run"}, job_id="py", actor="t")
+    assert store.get_job("py").broken is None
+
+    module.write_text(source)
+    restart(monkeypatch, f"ct_tasks_{n}")
+    mark_broken_jobs(service)
+    broken = store.get_job("py").broken
+    assert broken is not None and broken.startswith(why.format(n=n))
+
+
+def test_a_process_that_does_not_check_imports_never_marks_a_job_broken(
+    store: Store, tmp_path: Path
+) -> None:
+    """A CLI command, started from any folder, cannot tell what the server
+    can import: a job it adds is left for the server to judge."""
+    service = Service(store, checks_imports=False)
+    service.create_job({"call": "ct_only_on_the_server:run"}, job_id="py", actor="t")
+    assert store.get_job("py").broken is None
+    assert Service(store).broken_reason(store.get_job("py").spec) == (
+        "cannot import 'ct_only_on_the_server:run': "
+        "ModuleNotFoundError: No module named 'ct_only_on_the_server'"
+    )
 
 
 LOGS = """

@@ -27,10 +27,10 @@ from rich.table import Table
 
 from clocktower import cli_render
 from clocktower.config import Config, ConfigError, load_config
-from clocktower.model import ClocktowerError, InvalidSpec, Job, RunState
+from clocktower.model import ClocktowerError, InvalidSpec, Job, PythonTarget, RunState
 from clocktower.node import FileJobs, NodeOptions, configure_logging, open_store, settle_memory
 from clocktower.node import serve as serve_node
-from clocktower.service import Service
+from clocktower.service import Service, missing_module
 from clocktower.triggers import Trigger, fire_times, parse_expression, readable_form
 from clocktower.triggers.localtime import to_instant
 from clocktower.triggers.oneoff import parse_instant
@@ -217,7 +217,10 @@ def open_service(database: str | None, config: Path | None = None) -> Service:
     cfg = load(config)
     with cli_errors():
         store = open_store(database or cfg.server.database)
-    return Service(store, default_tz=cfg.server.timezone, defaults=cfg.defaults)
+    # Whether a Python target imports is for the server to say, with its sys.path.
+    return Service(
+        store, default_tz=cfg.server.timezone, defaults=cfg.defaults, checks_imports=False
+    )
 
 
 def emit(data: Any) -> None:
@@ -479,6 +482,14 @@ def show_changed(service: Service, job: Job, as_json: bool) -> None:
         return
     when = cli_render.iso(job.next_fire_at) or "not scheduled"
     console().print(f"{job.id}: {cli_render.schedule_text(job)}; next run {when}", markup=False)
+    target = job.spec.target
+    if isinstance(target, PythonTarget) and (problem := missing_module(target.call)):
+        # Only a hint: the server, whose sys.path may differ, is the one that decides.
+        typer.echo(
+            f"warning: {problem} from here; the server marks the job broken "
+            "if it cannot import it either",
+            err=True,
+        )
 
 
 @jobs_app.command("rm")

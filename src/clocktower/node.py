@@ -26,7 +26,7 @@ from typing import Any
 
 from clocktower.engine import Engine, EngineSettings, Loop, LoopSettings
 from clocktower.model import JobSpec, Policies
-from clocktower.service import ReconcileReport, Service
+from clocktower.service import CANNOT_IMPORT, ReconcileReport, Service
 from clocktower.store import Store
 
 log = logging.getLogger("clocktower")
@@ -186,7 +186,7 @@ def mark_broken_jobs(service: Service) -> None:
         reason = service.broken_reason(job.spec)
         if reason == job.broken:
             continue
-        if reason is None and job.broken and not job.broken.startswith("cannot import"):
+        if reason is None and job.broken and not job.broken.startswith(CANNOT_IMPORT):
             continue  # broken for another reason, which this check cannot clear
         service.store.set_broken(job.id, reason)
         if reason:

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from clocktower.config import ConfigError
 from clocktower.engine.engine import Clock, utcnow
 from clocktower.engine.policies import MISFIRE_GRACE, decide_start, first_fire_after, resume_from
+from clocktower.executors._pycall import TargetError, resolve
 from clocktower.model import (
     Conflict,
     InvalidSpec,
@@ -65,6 +66,20 @@ def _changes_store(method: Callable[P, R]) -> Callable[P, R]:
     return counted
 
 
+CANNOT_IMPORT = "cannot import"  # how every reason `broken_reason` gives starts
+
+
+def missing_module(call: str) -> str | None:
+    """Why the module of `call` cannot be found from this process (None: it can);
+    looked up without importing it."""
+    module = call.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as exc:
+        return f"{CANNOT_IMPORT} {module!r}: {exc}"
+    return None if found is not None else f"{CANNOT_IMPORT} {module!r}: no such module"
+
+
 class Service:
     def __init__(
         self,
@@ -73,9 +88,14 @@ class Service:
         clock: Clock = utcnow,
         default_tz: str = "UTC",
         defaults: Policies | None = None,
+        checks_imports: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
+        # Whether this process can tell if a Python target imports: the server's
+        # can (its sys.path is the one the target runs with); a CLI command's,
+        # started from any folder, cannot, and leaves that to the server.
+        self.checks_imports = checks_imports
         self.default_tz = default_tz
         self.defaults = defaults or Policies()
         self._changes = 0
@@ -319,17 +339,25 @@ class Service:
         after = now - MISFIRE_GRACE if spec.trigger.kind == "at" else now
         return first_fire_after(self.trigger(spec), after)
 
-    @staticmethod
-    def broken_reason(spec: JobSpec) -> str | None:
-        """Why a job cannot run as stored (its Python target no longer imports)."""
-        if not isinstance(spec.target, PythonTarget):
+    def broken_reason(self, spec: JobSpec) -> str | None:
+        """Why a job cannot run as stored: its Python target does not import
+        here (None when it does, or when this process does not check). A
+        thread-mode target is imported and looked up, as its runs will; a
+        process-mode one is imported afresh in a child for every run, so only
+        its module is looked for."""
+        if not self.checks_imports or not isinstance(spec.target, PythonTarget):
             return None
-        module = spec.target.call.partition(":")[0]
+        call = spec.target.call
+        if spec.target.isolation == "process":
+            return missing_module(call)
         try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError) as exc:
-            return f"cannot import {module!r}: {exc}"
-        return None if found is not None else f"cannot import {module!r}: no such module"
+            resolve(call)
+        except TargetError as exc:
+            message = str(exc)
+            if message.startswith(CANNOT_IMPORT):
+                return message
+            return f"{CANNOT_IMPORT} {call!r}: {message}"
+        return None
 
     # ================================================================ config
 
