@@ -80,6 +80,27 @@ def test_a_batch_of_starts_queues_one_and_skips_the_rest(store: Store) -> None:
     assert claimed(store, node="b") == []  # the queued one waits for the running one
 
 
+def test_a_queued_run_that_starts_in_a_batch_no_longer_counts_as_waiting(store: Store) -> None:
+    job(store, "queue", overlap=Overlap.QUEUE)
+    a, b = runs_of(store, "queue", 2)
+    claimed(store)
+    assert start(store, [a, b]) == {a: RunState.RUNNING, b: RunState.SCHEDULED}
+    (c,) = runs_of(store, "queue", 1)
+    # a ends; two slots are free: b (queued) starts, and c queues behind it
+    written = store.write(
+        node="a",
+        now=T0,
+        finishes=[Finish(a, RunResult(RunState.SUCCEEDED), T0)],
+        claim=2,
+        lease_until=LEASE,
+        decide=decide_start,
+    )
+    assert {s.run.id: s.run.state for s in written.claimed} == {
+        b: RunState.RUNNING,
+        c: RunState.SCHEDULED,
+    }
+
+
 def test_a_batch_of_starts_allows_up_to_max_concurrency(store: Store) -> None:
     job(store, "allow", overlap=Overlap.ALLOW, max_concurrency=2)
     a, b, c = runs_of(store, "allow", 3)

@@ -301,6 +301,7 @@ class WriteQueries:
             started = plan.add(run, job, decision, others)
             if started.started:
                 running[run.job_id].append(started.run)
+                waiting.discard(run.id)  # a queued run that starts waits no more
             elif decision.action == "queue":
                 waiting.add(run.id)
         plan.apply(conn, self._sql, expected)
