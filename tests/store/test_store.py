@@ -250,6 +250,25 @@ def test_expired_lease_makes_a_run_lost_and_inserts_the_follow_up(store: Store) 
     assert store.finish(run.id, node="dead", outcome=RunResult(RunState.SUCCEEDED), now=T0) is None
 
 
+def test_a_run_cancelled_while_its_node_was_dead_ends_cancelled_and_is_not_retried(
+    store: Store,
+) -> None:
+    store.put_job(spec(), now=T0, next_fire_at=None)
+    store.create_runs([scheduled("nightly", T0)], now=T0)
+    (run,) = store.claim(node="dead", horizon=T0, limit=1, lease_until=T0 + timedelta(seconds=30))
+    _start(store, run.id, "dead", Decision.start())
+    store.cancel(run.id, now=T0, reason="cancelled by alice")  # its node never hears of it
+
+    def retry(job: Job, lost: object) -> list[NewRun]:
+        return [NewRun(job_id=job.id, scheduled_for=T0, trigger=TriggerKind.RETRY, attempt=2)]
+
+    ended = store.expire_leases(now=T0 + timedelta(seconds=31), follow_up=retry)
+    assert [(r.id, r.state, r.error) for r in ended] == [
+        (run.id, RunState.CANCELLED, "cancelled by alice")
+    ]
+    assert store.list_runs(job_id="nightly", trigger=TriggerKind.RETRY) == []
+
+
 def test_renew_keeps_leases_and_reports_lost_ownership(store: Store) -> None:
     store.put_job(spec(), now=T0, next_fire_at=None)
     store.create_runs([scheduled("nightly", T0)], now=T0)

@@ -109,7 +109,9 @@ class RunQueries:
         self, *, now: datetime, follow_up: Callable[[Job, Run], list[NewRun]]
     ) -> list[Run]:
         """Mark runs whose lease passed as lost, and insert what `follow_up`
-        decides (a retry), in the same transaction."""
+        decides (a retry), in the same transaction. A run someone asked to stop
+        (cancelled, its job deleted, replaced) ends cancelled instead, with
+        that reason, and is not retried: its node died before it could stop it."""
         query = select(runs).where(runs.c.state.in_(ACTIVE), runs.c.lease_until < now)
         with self.db.read() as conn:  # the common case: nothing expired, no write lock
             if conn.execute(query.with_only_columns(runs.c.id).limit(1)).first() is None:
@@ -117,14 +119,19 @@ class RunQueries:
         with self.db.write() as conn:
             lost = []
             for row in conn.execute(query).mappings().all():
+                stopped = bool(row["cancel_requested"])
+                ended = (
+                    {"state": RunState.CANCELLED, "error": row["error"] or "cancelled"}
+                    if stopped
+                    else {
+                        "state": RunState.LOST,
+                        "error": f"node {row['node']} stopped renewing its lease",
+                    }
+                )
                 result = conn.execute(
                     update(runs)
                     .where(runs.c.id == row["id"], runs.c.state == row["state"])
-                    .values(
-                        state=RunState.LOST,
-                        finished_at=now,
-                        error=f"node {row['node']} stopped renewing its lease",
-                    )
+                    .values(finished_at=now, **ended)
                     .returning(*runs.c)
                 )
                 updated = result.mappings().first()
@@ -132,8 +139,9 @@ class RunQueries:
                     continue
                 run = run_from_row(updated)
                 lost.append(run)
-                job = self._get_job(conn, run.job_id, include_deleted=True)
-                insert_runs(self.db, conn, follow_up(job, run), now)
+                if not stopped:
+                    job = self._get_job(conn, run.job_id, include_deleted=True)
+                    insert_runs(self.db, conn, follow_up(job, run), now)
             if lost:
                 self.db.notify(conn)
             return lost
