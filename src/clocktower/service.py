@@ -151,6 +151,12 @@ class Service:
         existing = self.store.find_job(spec.id)
         same_trigger = existing is not None and existing.spec.trigger == spec.trigger
         next_fire = self._first_fire(spec, now) if not same_trigger else None
+        if existing is not None and existing.paused and paused is False:
+            # Resumed by its definition: the fire times it missed while paused
+            # are skipped, as `resume` skips them (unless `catch_up_paused`).
+            resumed = Job(spec=spec, paused=True, paused_at=existing.paused_at)
+            next_fire = self._first_fire_from(spec, resume_from(resumed, now))
+            same_trigger = False
         job = self.store.put_job(
             spec,
             now=now,
@@ -206,10 +212,7 @@ class Service:
         not caught up, unless the job sets `catch_up_paused`."""
         now = self.clock()
         job = self.store.get_job(job_id)
-        next_fire = None
-        if job.spec.trigger is not None:
-            start = resume_from(job, now)
-            next_fire = first_fire_after(self.trigger(job.spec), start)
+        next_fire = self._first_fire_from(job.spec, resume_from(job, now))
         job = self.store.set_paused(job_id, False, now=now, next_fire_at=next_fire)
         self.store.add_event(at=now, actor=actor, action="job.resume", job_id=job_id)
         return job
@@ -338,6 +341,9 @@ class Service:
             return None
         after = now - MISFIRE_GRACE if spec.trigger.kind == "at" else now
         return first_fire_after(self.trigger(spec), after)
+
+    def _first_fire_from(self, spec: JobSpec, start: datetime) -> datetime | None:
+        return first_fire_after(self.trigger(spec), start) if spec.trigger is not None else None
 
     def broken_reason(self, spec: JobSpec) -> str | None:
         """Why a job cannot run as stored: its Python target does not import

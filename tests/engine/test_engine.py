@@ -437,6 +437,37 @@ async def test_paused_fire_times_are_not_caught_up_unless_asked(
     assert [r.state for r in eager if r.state is RunState.SUCCEEDED] == [RunState.SUCCEEDED]
 
 
+@pytest.mark.parametrize("resume", ["resume", "enabled = true", "paused = false"])
+async def test_resuming_through_the_definition_skips_the_paused_fire_times_too(
+    store: Store, clock: Any, tmp_path: Path, resume: str
+) -> None:
+    clock.set(T0)
+    service = make_service(store, clock)
+    service.create_job(job(), job_id="plain", actor="t")
+    service.pause("plain", actor="t")
+    clock.set(datetime(2025, 1, 8, 12, 0, tzinfo=UTC))
+    if resume == "resume":
+        service.resume("plain", actor="t")
+    else:
+        key, _, value = resume.partition(" = ")
+        service.update_job("plain", {key: value == "true"}, actor="t")
+    assert not store.get_job("plain").paused
+    await step(make_engine(store, clock, tmp_path))
+    assert store.list_runs(job_id="plain") == []  # no run, no missed record
+
+
+async def test_pausing_a_paused_job_keeps_when_it_was_paused(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    clock.set(T0)
+    service = make_service(store, clock)
+    service.create_job(job(catch_up_paused=True), job_id="eager", actor="t")
+    service.pause("eager", actor="t")
+    clock.set(datetime(2025, 1, 8, 12, 0, tzinfo=UTC))
+    service.pause("eager", actor="t")  # pressed again, days later
+    assert store.get_job("eager").paused_at == T0
+
+
 async def test_a_run_created_ahead_does_not_start_once_its_job_is_paused(
     store: Store, clock: Any, tmp_path: Path
 ) -> None:

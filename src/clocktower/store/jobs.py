@@ -166,7 +166,9 @@ class JobQueries:
     def set_paused(
         self, job_id: str, paused: bool, *, now: datetime, next_fire_at: datetime | None = None
     ) -> Job:
-        values: dict[str, Any] = {"paused": paused, "paused_at": now if paused else None}
+        # Pausing a paused job keeps when it was paused (`catch_up_paused` counts from then).
+        paused_at = func.coalesce(jobs.c.paused_at, now) if paused else None
+        values: dict[str, Any] = {"paused": paused, "paused_at": paused_at}
         if not paused:
             values["next_fire_at"] = next_fire_at
         with self.db.write() as conn:
