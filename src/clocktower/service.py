@@ -242,7 +242,7 @@ class Service:
         now = self.clock()
         probe = Run(0, job_id, now, TriggerKind.MANUAL, RunState.SCHEDULED)
         running = self.store.list_runs(job_id=job_id, states=[RunState.RUNNING], limit=1000)
-        decision = decide_start(job, probe, running, 0)
+        decision = decide_start(job, probe, running, self.store.queued_count(job_id))
         if decision.action == "skip":
             raise Conflict(f"job {job_id!r} cannot start now: {decision.reason}")
         new = NewRun(

@@ -392,6 +392,27 @@ async def test_manual_trigger_refused_while_running_with_overlap_skip(
     await settle(engine)
 
 
+async def test_manual_trigger_refused_while_one_run_is_already_queued(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    from clocktower.model import Conflict
+
+    engine, first = await _first_run_running(store, clock, tmp_path, overlap="queue")
+    (second,) = await step(engine, wait=False)  # the next fire time queues behind it
+    for _ in range(500):
+        if store.get_run(second.id).state is RunState.SCHEDULED:
+            break
+        await asyncio.sleep(0.01)
+    assert store.get_run(second.id).state is RunState.SCHEDULED
+    service = make_service(store, clock)
+    with pytest.raises(Conflict, match="already queued"):
+        service.trigger_now("slow", actor="t")
+    assert store.list_runs(job_id="slow", trigger=TriggerKind.MANUAL) == []
+    service.cancel(second.id, actor="t")
+    engine.cancel_local(first.id, "done")
+    await settle(engine)
+
+
 async def test_backfill_runs_each_past_fire_time_in_order(
     store: Store, clock: Any, tmp_path: Path
 ) -> None:

@@ -280,6 +280,16 @@ class RunQueries:
         with self.db.read() as conn:
             return [run_from_row(r) for r in conn.execute(query).mappings()]
 
+    def queued_count(self, job_id: str) -> int:
+        """How many runs of the job wait behind its running ones (overlap = "queue")."""
+        query = select(func.count()).where(
+            runs.c.job_id == job_id,
+            runs.c.state == RunState.SCHEDULED,
+            runs.c.queued.is_(True),
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def has_active(self, job_id: str) -> bool:
         query = select(func.count()).where(runs.c.job_id == job_id, runs.c.state.in_(ACTIVE))
         with self.db.read() as conn:
