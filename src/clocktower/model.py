@@ -230,6 +230,7 @@ class Run:
     output_bytes: int = 0
     result: Any = None  # a workflow summary, a python return value (JSON)
     cancel_requested: bool = False  # asked to stop (cancel, job deleted, replaced)
+    queued: bool = False  # one of a series (backfill, catch-up, overlap = queue): waits its turn
 
     @property
     def idempotency_key(self) -> str:

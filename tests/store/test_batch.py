@@ -3,6 +3,7 @@ the same decisions as one run at a time, in one transaction."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from clocktower.engine import Engine, EngineSettings
-from clocktower.engine.policies import decide_start
+from clocktower.engine.policies import decide_start, retry_for
 from clocktower.model import (
     CommandTarget,
     Job,
@@ -99,6 +100,53 @@ def test_a_queued_run_that_starts_in_a_batch_no_longer_counts_as_waiting(store: 
         b: RunState.RUNNING,
         c: RunState.SCHEDULED,
     }
+
+
+def test_the_retry_of_a_backfill_run_waits_its_turn_instead_of_being_skipped(
+    store: Store,
+) -> None:
+    job(store, "nightly", retries=1)
+    series = [
+        NewRun(
+            job_id="nightly",
+            scheduled_for=T0 + timedelta(days=day),
+            due_at=T0,
+            trigger=TriggerKind.BACKFILL,
+            queued=True,
+        )
+        for day in range(2)
+    ]
+    first, second = (run.id for run in store.create_runs(series, now=T0))
+    assert claimed(store) == [first]  # a series runs one at a time
+    start(store, [first])
+    t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    failed = dataclasses.replace(store.get_run(first), state=RunState.FAILED, finished_at=t1)
+    retries = retry_for(store.get_job("nightly"), failed, t1)
+    written = store.write(
+        node="a",
+        now=t1,
+        finishes=[Finish(first, RunResult(RunState.FAILED), t1, retries)],
+        claim=2,
+        lease_until=t1 + timedelta(minutes=1),
+        decide=decide_start,
+    )
+    assert [(s.run.id, s.run.state) for s in written.claimed] == [(second, RunState.RUNNING)]
+
+    # the retry is due while the next run of the series runs: it waits
+    lease = t2 + timedelta(minutes=1)
+    again = store.write(node="a", now=t2, claim=2, lease_until=lease, decide=decide_start)
+    assert again.claimed == []
+    (retry,) = store.list_runs(job_id="nightly", trigger=TriggerKind.RETRY)
+    assert retry.state is RunState.SCHEDULED
+    ended = store.write(
+        node="a",
+        now=t2,
+        finishes=[Finish(second, RunResult(RunState.SUCCEEDED), t2)],
+        claim=2,
+        lease_until=lease,
+        decide=decide_start,
+    )
+    assert [(s.run.id, s.run.state) for s in ended.claimed] == [(retry.id, RunState.RUNNING)]
 
 
 def test_a_batch_of_starts_allows_up_to_max_concurrency(store: Store) -> None:

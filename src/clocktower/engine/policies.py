@@ -240,5 +240,6 @@ def retry_for(
             priority=policy.priority,
             payload=run.payload,
             env=run.env,
+            queued=run.queued,  # a series' run is retried in the series, not skipped by it
         )
     ]

@@ -156,6 +156,7 @@ def run_from_row(row: Mapping[Any, Any]) -> Run:
         output_bytes=row["output_bytes"],
         result=row["result"],
         cancel_requested=bool(row.get("cancel_requested")),
+        queued=bool(row.get("queued")),
     )
 
 
