@@ -60,3 +60,34 @@ def test_no_retry_when_attempts_are_spent_or_the_error_is_permanent() -> None:
     succeeded = failed_run(1)
     succeeded.state = RunState.SUCCEEDED
     assert retry_for(job, succeeded, NOW) == []
+
+
+@pytest.mark.parametrize(("catch_up", "runs"), [("latest", 2), ("none", 2), ("all", 4321)])
+def test_a_long_outage_is_caught_up_once_across_capped_steps(catch_up: str, runs: int) -> None:
+    """Three days of a job every minute: more fire times than one step takes.
+    The last minute's two are on time and run; of the late ones "latest" runs
+    none (an on-time run follows), not the last of every step."""
+    from clocktower.engine.policies import plan_fire
+    from clocktower.model import CatchUp, TriggerSpec
+    from clocktower.triggers import compile_trigger
+
+    spec = JobSpec(
+        id="minutely",
+        target=CommandTarget(command="true"),
+        trigger=TriggerSpec(kind="cron", expr="* * * * *"),
+        policies=Policies(catch_up=CatchUp(catch_up)),
+    )
+    down_since = NOW - timedelta(days=3)
+    job = Job(spec=spec, next_fire_at=down_since)
+    trigger = compile_trigger(spec.trigger)  # type: ignore[arg-type]
+    created = []
+    while job.next_fire_at is not None and job.next_fire_at <= NOW:
+        plan = plan_fire(job, trigger, now=NOW, horizon=NOW)
+        created += plan.runs
+        job = Job(spec=spec, next_fire_at=plan.next_fire_at)
+    ran = [r for r in created if r.state is RunState.SCHEDULED]
+    missed = sum(r.missed_count or 0 for r in created if r.state is RunState.MISSED)
+    assert len(ran) == runs
+    assert len(ran) + missed == 3 * 24 * 60 + 1  # every fire time is run or counted missed
+    if catch_up != "all":
+        assert [r.scheduled_for for r in ran] == [NOW - timedelta(minutes=1), NOW]

@@ -80,7 +80,10 @@ def plan_fire(job: Job, trigger: Trigger, *, now: datetime, horizon: datetime) -
     if job.next_fire_at is None:
         return FirePlan([], None)
     times = collect_fire_times(trigger, job.next_fire_at, horizon, now)
-    run_late, missed = choose_catch_up(job, times.late, bool(times.on_time), now)
+    # More late fire times follow this step's (a long outage, capped per step):
+    # "latest" waits for the step that reaches the last of them.
+    more_late = times.next_fire_at is not None and times.next_fire_at < now - MISFIRE_GRACE
+    run_late, missed = choose_catch_up(job, times.late, bool(times.on_time) or more_late, now)
     runs = [fire_run(job, trigger, t, now) for t in sorted(run_late + times.on_time)]
     if len(run_late) > 1:
         for run in runs:
