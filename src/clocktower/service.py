@@ -139,7 +139,10 @@ class Service:
         if existing is not None and not replace:
             if job_to_mapping(existing.spec) == job_to_mapping(definition.spec):
                 return existing, False
-            raise Conflict(f"job {job_id!r} already exists with another definition; use PUT")
+            raise Conflict(
+                f"job {job_id!r} already exists with another definition; change it with "
+                f"`clocktower jobs edit {job_id}` or PUT /api/v1/jobs/{job_id}"
+            )
         return self.put_job(definition.spec, actor=actor, paused=definition.paused), True
 
     @_changes_store

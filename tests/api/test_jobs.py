@@ -63,7 +63,7 @@ async def test_create_with_another_definition_is_a_conflict(api: httpx.AsyncClie
         "message": "",
         "field": "id",
     }
-    assert "use PUT" in str(error(response)["message"])
+    assert "PUT /api/v1/jobs/" in str(error(response)["message"])
 
 
 async def test_a_job_read_back_can_be_posted_again(api: httpx.AsyncClient) -> None:
