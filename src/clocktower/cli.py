@@ -19,18 +19,38 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from clocktower import cli_render
-from clocktower.config import Config, ConfigError, load_config
+from clocktower.config import (
+    Config,
+    ConfigError,
+    load_config,
+    parse_bind,
+    parse_database,
+    redact_url,
+)
 from clocktower.model import ClocktowerError, InvalidSpec, Job, PythonTarget, RunState
-from clocktower.node import FileJobs, NodeOptions, configure_logging, open_store, settle_memory
+from clocktower.node import (
+    OPEN_ERRORS,
+    FileJobs,
+    NodeOptions,
+    StoreUnavailable,
+    configure_logging,
+    open_store,
+    settle_memory,
+)
 from clocktower.node import serve as serve_node
 from clocktower.service import Service, missing_module
+from clocktower.spec_targets import parse_env
+from clocktower.store import Store
+from clocktower.store.migrate import current_revision
 from clocktower.triggers import Trigger, fire_times, parse_expression, readable_form
 from clocktower.triggers.localtime import to_instant
 from clocktower.triggers.oneoff import parse_instant
@@ -176,6 +196,7 @@ def _print_next(trigger: Trigger, times: list[float], after: float) -> None:
 #
 # Every command below opens the store named by --database (or CLOCKTOWER_DATABASE,
 # or the [server] table of --config) and calls `clocktower.service`.
+# In help texts "\\[server]" keeps Rich markup from taking it for a style and dropping it.
 
 DatabaseOption = Annotated[
     str | None,
@@ -184,7 +205,7 @@ DatabaseOption = Annotated[
         "-d",
         envvar="CLOCKTOWER_DATABASE",
         help="The store: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB. "
-        "Default: the config's [server] database, else sqlite:///clocktower.db.",
+        "Default: the config's \\[server] database, else sqlite:///clocktower.db.",
         show_default=False,
     ),
 ]
@@ -194,7 +215,7 @@ ConfigOption = Annotated[
         "--config",
         "-c",
         envvar="CLOCKTOWER_CONFIG",
-        help="clocktower.toml to read [server] settings (and, for serve, jobs) from.",
+        help="clocktower.toml to read \\[server] settings (and, for serve, jobs) from.",
         show_default=False,
     ),
 ]
@@ -215,12 +236,56 @@ def load(config: Path | None) -> Config:
 
 def open_service(database: str | None, config: Path | None = None) -> Service:
     cfg = load(config)
-    with cli_errors():
-        store = open_store(database or cfg.server.database)
+    store = open_database(store_url(database, cfg))
     # Whether a Python target imports is for the server to say, with its sys.path.
     return Service(
         store, default_tz=cfg.server.timezone, defaults=cfg.defaults, checks_imports=False
     )
+
+
+def store_url(database: str | None, cfg: Config) -> str:
+    """The store to open: --database, checked as `[server] database` is (the
+    config already checked its own and CLOCKTOWER_DATABASE), else the config's."""
+    if not database:
+        return cfg.server.database
+    try:
+        return parse_database(database, "database")
+    except InvalidSpec as exc:
+        fail(f"--database: {exc.message}")
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """A store that cannot be opened is one line naming its URL (password hidden),
+    not a driver's traceback."""
+    try:
+        yield
+    except InvalidSpec as exc:
+        fail(f"database {redact_url(url)}: {exc.message}")
+    except OPEN_ERRORS as exc:
+        fail_opening(url, exc)
+
+
+def fail_opening(url: str, exc: BaseException) -> NoReturn:
+    fail(f"database {redact_url(url)}: {store_problem(exc, url)}")
+
+
+def store_problem(exc: BaseException, url: str) -> str:
+    """The driver's own words, first line only (psycopg adds hints, SQLAlchemy a
+    link), and never the URL's password, should a driver repeat it."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    text = lines[0] if lines else type(cause).__name__
+    password = urlsplit(url).password
+    for secret in {password, unquote(password)} if password else ():
+        # Whole words only: a one-letter password must not mangle the message.
+        text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+    return text
+
+
+def open_database(url: str) -> Store:
+    with store_errors(url):
+        return open_store(url)
 
 
 def emit(data: Any) -> None:
@@ -254,9 +319,13 @@ def serve(
     """Run a node: the scheduler, plus the API and dashboard on --bind."""
     cfg = load(config)
     server = cfg.server
+    address = bind_address(bind, cfg)
+    url = store_url(database, cfg)
+    with store_errors(url):
+        Store(url).close()  # a URL it cannot use or a driver not installed: no connection yet
     configure_logging(server.log_level)
     options = NodeOptions(
-        database=database or server.database,
+        database=url,
         node_id=server.node_id,
         timezone=server.timezone,
         max_concurrent_runs=server.max_concurrent_runs,
@@ -272,12 +341,26 @@ def serve(
     file_jobs = None
     if cfg.source is not None:
         file_jobs = FileJobs(cfg.source, dict(cfg.jobs), set(cfg.paused), set(cfg.enabled))
-    http = None if no_http else http_runner(bind or server.bind)
+    http = None if no_http else http_runner(address)
     with cli_errors():
         try:
             asyncio.run(serve_node(options, file_jobs, extra=http))
         except OSError as exc:  # the port is taken, the database folder unwritable, …
             fail(str(exc))
+        except StoreUnavailable as exc:  # opened by the node, once its signals are set
+            fail_opening(url, exc.__cause__ or exc)
+
+
+def bind_address(bind: str | None, cfg: Config) -> str:
+    """--bind, checked as `[server] bind` is (the config already checked its own
+    and CLOCKTOWER_BIND), else the config's: a port out of range would otherwise
+    be wrapped around by the socket layer and listen somewhere else."""
+    if not bind:
+        return cfg.server.bind
+    try:
+        return parse_bind(bind, "bind")
+    except InvalidSpec as exc:
+        fail(f"--bind: {exc.message}")
 
 
 def http_runner(bind: str) -> Any:
@@ -307,7 +390,7 @@ def check(
     file: Annotated[Path, typer.Argument(help="The clocktower.toml to validate.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a config file: every problem, each naming its file, job and field."""
+    """Validate a config file: its problems (each job's first), naming file, job and field."""
     try:
         cfg = load_config(file)
     except ConfigError as exc:
@@ -493,30 +576,59 @@ def show_changed(service: Service, job: Job, as_json: bool) -> None:
 
 
 @jobs_app.command("rm")
-def jobs_rm(job_id: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+def jobs_rm(
+    job_id: str,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Delete a job: it stops firing; a run in progress is cancelled; history is kept."""
     service = open_service(database, config)
     with cli_errors():
-        service.delete_job(job_id, actor=ACTOR)
-    typer.echo(f"{job_id}: deleted")
+        cancelled = service.delete_job(job_id, actor=ACTOR)
+    if as_json:
+        emit(cli_render.delete_json(job_id, cancelled))
+    else:
+        typer.echo(f"{job_id}: deleted")
 
 
 @jobs_app.command("pause")
-def jobs_pause(job_id: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+def jobs_pause(
+    job_id: str,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Stop firing a job until it is resumed."""
     service = open_service(database, config)
     with cli_errors():
-        service.pause(job_id, actor=ACTOR)
-    typer.echo(f"{job_id}: paused")
+        job = service.pause(job_id, actor=ACTOR)
+    if as_json:
+        emit_job(service, job)
+    else:
+        typer.echo(f"{job_id}: paused")
 
 
 @jobs_app.command("resume")
-def jobs_resume(job_id: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+def jobs_resume(
+    job_id: str,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Resume a paused job (missed fire times are not caught up unless catch_up_paused)."""
     service = open_service(database, config)
     with cli_errors():
         job = service.resume(job_id, actor=ACTOR)
-    typer.echo(f"{job_id}: resumed; next run {cli_render.iso(job.next_fire_at) or '—'}")
+    if as_json:
+        emit_job(service, job)
+    else:
+        typer.echo(f"{job_id}: resumed; next run {cli_render.iso(job.next_fire_at) or '—'}")
+
+
+def emit_job(service: Service, job: Job) -> None:
+    """A job with its recent results, as `jobs list --json` and the API show it."""
+    emit(cli_render.job_json(job, service.store.recent_outcomes([job.id]).get(job.id, [])))
 
 
 # --------------------------------------------------------------------------- runs
@@ -532,12 +644,7 @@ def trigger(
     as_json: JsonOption = False,
 ) -> None:
     """Run a job now (recorded as trigger = manual)."""
-    overrides = {}
-    for pair in env:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            fail(f"--env: expected KEY=VALUE, got {pair!r}")
-        overrides[key] = value
+    overrides = env_overrides(env)
     data = None
     if payload is not None:
         try:
@@ -553,13 +660,37 @@ def trigger(
         typer.echo(f"run {run.id} of {job_id} created")
 
 
+def env_overrides(pairs: list[str]) -> dict[str, str]:
+    """--env KEY=VALUE pairs, whose names follow the rules of a job's `env`: a
+    name the shell cannot hold or one Clocktower sets for every run would
+    otherwise be accepted here and never reach the run."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--env: expected KEY=VALUE, got {pair!r}")
+        overrides[key] = value
+    try:
+        return parse_env(overrides, "env")
+    except InvalidSpec as exc:
+        fail(f"--env: {exc.message}")
+
+
 @app.command()
-def cancel(run_id: int, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+def cancel(
+    run_id: int,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Cancel a run: a waiting one at once, a running one is stopped by its node."""
     service = open_service(database, config)
     with cli_errors():
         run = service.cancel(run_id, actor=ACTOR)
-    typer.echo(f"run {run_id}: {'cancelling' if not run.state.final else run.state}")
+    if as_json:
+        emit(cli_render.run_json(run))
+    else:
+        typer.echo(f"run {run_id}: {'cancelling' if not run.state.final else run.state}")
 
 
 @app.command()
@@ -572,8 +703,14 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """Recent runs, newest first."""
+    if limit < 1:
+        fail(f"--limit: {limit} is out of range: use 1 or more")
     service = open_service(database, config)
     found = service.list_runs(job_id=job_id, states=state, limit=limit)
+    if job_id is not None and not found:
+        # A deleted job's runs are still listed; a job never seen (a typo) is an error.
+        with cli_errors():
+            service.get_job(job_id)
     if as_json:
         emit([cli_render.run_json(r) for r in found])
     else:
@@ -652,13 +789,18 @@ def _instant(text: str, flag: str) -> datetime:
 
 
 @db_app.command("upgrade")
-def db_upgrade(database: DatabaseOption = None, config: ConfigOption = None) -> None:
+def db_upgrade(
+    database: DatabaseOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
     """Create the schema, or bring it to the current version."""
     cfg = load(config)
-    with cli_errors():
-        store = open_store(database or cfg.server.database)
+    store = open_database(store_url(database, cfg))
+    revision = current_revision(store.db)
     store.close()
-    typer.echo("database is up to date")
+    if as_json:
+        emit({"revision": revision})
+    else:
+        typer.echo("database is up to date")
 
 
 # --------------------------------------------------------------------------- tokens
@@ -718,10 +860,18 @@ def tokens_list(
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(name: str, database: DatabaseOption = None, config: ConfigOption = None) -> None:
+def tokens_revoke(
+    name: str,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Revoke a token: running servers refuse it within a second."""
     from clocktower.api import tokens
 
     if not tokens.revoke_token(open_service(database, config).store, name):
         fail(f"no active token named {name!r}")
-    typer.echo(f"token {name!r} revoked")
+    if as_json:
+        emit({"name": name, "revoked": True})
+    else:
+        typer.echo(f"token {name!r} revoked")

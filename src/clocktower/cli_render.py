@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from clocktower.api.schemas import job_out, job_row, run_out, success_rate
+from clocktower.api.schemas import DeleteOut, job_out, job_row, run_out, success_rate
 from clocktower.model import Job, Run, RunState
 from clocktower.spec import job_to_mapping
 from clocktower.store.views import Outcome
@@ -78,6 +78,11 @@ def job_json(job: Job, outcomes: list[Outcome] | None = None) -> dict[str, Any]:
 def run_json(run: Run) -> dict[str, Any]:
     """A run as the REST API shows it."""
     return run_out(run).model_dump(mode="json")
+
+
+def delete_json(job_id: str, cancelled_runs: list[int]) -> dict[str, Any]:
+    """A deleted job as the REST API's DELETE answers: the runs asked to stop."""
+    return DeleteOut(id=job_id, deleted=True, cancelled_runs=cancelled_runs).model_dump(mode="json")
 
 
 def state_text(run: Run | Outcome | None) -> str:

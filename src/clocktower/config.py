@@ -5,8 +5,9 @@ Precedence, lowest first: built-in defaults, the file, the environment
 a file that holds the value, for secrets).
 
 A config is applied whole or not at all: `load_config` checks everything (every
-setting, every job) and raises one `ConfigError` listing every problem, each
-naming its file, job and field, so that a broken file changes nothing.
+setting, every job) and raises one `ConfigError` listing every problem of the
+settings and the first of each job, each naming its file, job and field, so
+that a broken file changes nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ __all__ = [
     "ConfigError",
     "ServerSettings",
     "load_config",
+    "parse_bind",
+    "parse_database",
+    "redact_url",
     "settings_from_env",
 ]
 
@@ -153,7 +157,8 @@ class ConfigError(InvalidSpec):
 # --------------------------------------------------------------------------- settings
 
 
-def _database(value: object, field: str) -> str:
+def parse_database(value: object, field: str) -> str:
+    """A database URL of a kind the store supports (also checks `--database`)."""
     url = expect_str(value, field).strip()
     scheme, sep, _ = url.partition("://")
     if not sep:
@@ -171,7 +176,8 @@ def _database(value: object, field: str) -> str:
     return url
 
 
-def _bind(value: object, field: str) -> str:
+def parse_bind(value: object, field: str) -> str:
+    """host:port with a port that exists (also checks `serve --bind`)."""
     bind = expect_str(value, field).strip()
     host, sep, port = bind.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -199,8 +205,8 @@ def _count(minimum: int) -> Callable[[object, str], int]:
 
 
 _SETTINGS: dict[str, Callable[[object, str], object]] = {
-    "database": _database,
-    "bind": _bind,
+    "database": parse_database,
+    "bind": parse_bind,
     "timezone": parse_timezone,
     "node_id": _node_id,
     "max_concurrent_runs": _count(1),
@@ -295,7 +301,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> ServerSettings:
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
     """The whole config from `path` (None: no file) and `env` (default: os.environ).
 
-    Raises `ConfigError` listing every problem found; nothing is half-applied.
+    Raises `ConfigError` listing every problem found (a job's first only);
+    nothing is half-applied.
     """
     env = os.environ if env is None else env
     if path is None:

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
+
 from clocktower.engine import Engine, EngineSettings, Loop, LoopSettings
 from clocktower.model import JobSpec, Policies
 from clocktower.service import CANNOT_IMPORT, ReconcileReport, Service
@@ -149,6 +152,18 @@ class FileJobs:
     enabled: set[str] = field(default_factory=set)  # declared paused = false / enabled = true
 
 
+# What opening a store raises when its URL is wrong or its server cannot be
+# reached: SQLAlchemy's errors (a URL it cannot parse, a refused connection, a
+# failed login), Alembic's (a schema newer than this version), a driver that is
+# not installed, a port that is not a number, a folder that cannot be created.
+OPEN_ERRORS = (SQLAlchemyError, CommandError, ImportError, ValueError, OSError)
+
+
+class StoreUnavailable(Exception):
+    """The node could not open its store; the cause says why. Raised only
+    while it starts: a store that fails later, while it runs, is another error."""
+
+
 def open_store(url: str) -> Store:
     store = Store(url)
     store.upgrade()
@@ -262,7 +277,10 @@ async def serve(
 
     if handle_signals:
         _install_signals(stop, interrupt)
-    store = await asyncio.to_thread(open_store, options.database)
+    try:
+        store = await asyncio.to_thread(open_store, options.database)
+    except OPEN_ERRORS as exc:
+        raise StoreUnavailable(str(exc)) from exc
     service = Service(store, default_tz=options.timezone, defaults=options.defaults)
     await asyncio.to_thread(apply_file, service, file_jobs)
     await asyncio.to_thread(mark_broken_jobs, service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -30,10 +31,48 @@ def test_tokens_are_shown_once_listed_and_revoked(store: Store) -> None:
 
 
 def test_serve_refuses_a_public_address_without_tokens(store: Store) -> None:
-    result = cli("serve", "--bind", "0.0.0.0:0", database=store.url, check=False)
+    result = cli("serve", "--bind", "0.0.0.0:8799", database=store.url, check=False)
     assert result.returncode == 2
     assert "no API token exists" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bind", "problem"),
+    [
+        ("localhost", "'localhost' is not host:port (like 127.0.0.1:8700 or 0.0.0.0:8700)"),
+        # The socket layer would wrap it around and listen on 34463.
+        ("127.0.0.1:99999", "port 99999 is not between 1 and 65535"),
+    ],
+)
+def test_serve_refuses_a_bind_flag_as_the_config_refuses_its_bind(
+    tmp_path: Path, bind: str, problem: str
+) -> None:
+    database = f"sqlite:///{tmp_path / 'clocktower.db'}"
+    flag = cli("serve", "--bind", bind, database=database, check=False)
+    variable = cli("serve", database=database, env={"CLOCKTOWER_BIND": bind}, check=False)
+
+    assert (flag.returncode, flag.stderr) == (2, f"error: --bind: {problem}\n")
+    assert variable.stderr == f"error: environment variable CLOCKTOWER_BIND: {problem}\n"
+
+
+@pytest.mark.parametrize(
+    ("database", "problem"),
+    [
+        ("foo", "error: --database: expected a database URL such as sqlite:///clocktower.db"),
+        (
+            "postgresql://ops:s3cret@127.0.0.1:1/ct",
+            "error: database postgresql://ops:***@127.0.0.1:1/ct: ",
+        ),
+    ],
+)
+def test_serve_reports_a_store_it_cannot_open_in_one_line(database: str, problem: str) -> None:
+    result = cli("serve", "--no-http", "--database", database, database="", check=False)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(problem)
+    assert result.stderr.count("\n") == 1
+    assert "s3cret" not in result.stderr
 
 
 def test_jobs_add_edit_show_and_errors_name_the_field(store: Store) -> None:
