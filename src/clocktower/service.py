@@ -30,6 +30,7 @@ from clocktower.model import (
     TriggerKind,
 )
 from clocktower.spec import job_to_mapping, parse_job
+from clocktower.spec_targets import parse_env
 from clocktower.store import NewRun, OutputChunk, Store
 from clocktower.triggers import compile_trigger
 from clocktower.triggers.base import Trigger, fire_times, to_datetime
@@ -238,7 +239,9 @@ class Service:
         env: Mapping[str, str] | None = None,
     ) -> Run:
         """Run a job now, recorded as `trigger = manual`. Refused (Conflict) when
-        the job's overlap policy would not let it start."""
+        the job's overlap policy would not let it start; `env` follows the
+        rules of a job's `env` (InvalidSpec, field `env.NAME`)."""
+        overrides = parse_env(dict(env or {}), "env")
         job = self.store.get_job(job_id)
         if job.broken:
             raise Conflict(f"job {job_id!r} is broken: {job.broken}")
@@ -254,7 +257,7 @@ class Service:
             trigger=TriggerKind.MANUAL,
             priority=job.spec.policies.priority,
             payload=payload,
-            env=dict(env or {}),
+            env=overrides,
         )
         (run,) = self.store.create_runs([new], now=now)
         self.store.add_event(

@@ -279,6 +279,10 @@ async def test_trigger_errors(api: httpx.AsyncClient) -> None:
     assert (bad.status_code, error(bad)["field"]) == (422, "env.A")
     extra = await api.post("/api/v1/jobs/nightly/trigger", json={"payload": 1, "later": True})
     assert (extra.status_code, error(extra)["field"]) == (422, "later")
+    for name in ("CLOCKTOWER_JOB", "1BAD"):  # refused in a job's env, so here too
+        refused = await api.post("/api/v1/jobs/nightly/trigger", json={"env": {name: "x"}})
+        assert (refused.status_code, error(refused)["field"]) == (422, f"env.{name}")
+    assert (await api.get("/api/v1/runs", params={"job": "nightly"})).json()["runs"] == []
 
 
 async def test_backfill_creates_one_run_per_past_fire_time(api: httpx.AsyncClient) -> None:
