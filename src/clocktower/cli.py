@@ -13,7 +13,7 @@ import json
 import re
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
@@ -48,7 +48,6 @@ from clocktower.node import (
 )
 from clocktower.node import serve as serve_node
 from clocktower.service import Service, missing_module
-from clocktower.spec_targets import parse_env
 from clocktower.store import Store
 from clocktower.store.migrate import current_revision
 from clocktower.triggers import Trigger, fire_times, parse_expression, readable_form
@@ -94,7 +93,8 @@ def cli_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
     except InvalidSpec as exc:
         if flags is None:
             fail(str(exc))
-        flag = flags.get(exc.field or "")
+        field = exc.field or ""
+        flag = flags.get(field) or flags.get(field.partition(".")[0])  # env.NAME: --env
         fail(f"{flag}: {exc.message}" if flag else exc.message)
     except ClocktowerError as exc:
         fail(str(exc))
@@ -236,22 +236,25 @@ def load(config: Path | None) -> Config:
 
 def open_service(database: str | None, config: Path | None = None) -> Service:
     cfg = load(config)
-    store = open_database(store_url(database, cfg))
+    store = open_database(flag_setting(database, cfg.server.database, parse_database, "--database"))
     # Whether a Python target imports is for the server to say, with its sys.path.
     return Service(
         store, default_tz=cfg.server.timezone, defaults=cfg.defaults, checks_imports=False
     )
 
 
-def store_url(database: str | None, cfg: Config) -> str:
-    """The store to open: --database, checked as `[server] database` is (the
-    config already checked its own and CLOCKTOWER_DATABASE), else the config's."""
-    if not database:
-        return cfg.server.database
-    try:
-        return parse_database(database, "database")
-    except InvalidSpec as exc:
-        fail(f"--database: {exc.message}")
+def flag_setting(
+    value: str | None, default: str, parse: Callable[[object, str], str], flag: str
+) -> str:
+    """A `[server]` setting given as a flag (--database, --bind), checked as the
+    config checks its own (it already checked the file's and the environment's);
+    without the flag, `default`. An unchecked --bind port out of range would be
+    wrapped around by the socket layer and listen somewhere else."""
+    if not value:
+        return default
+    field = flag.removeprefix("--")
+    with cli_errors({field: flag}):
+        return parse(value, field)
 
 
 @contextmanager
@@ -319,8 +322,8 @@ def serve(
     """Run a node: the scheduler, plus the API and dashboard on --bind."""
     cfg = load(config)
     server = cfg.server
-    address = bind_address(bind, cfg)
-    url = store_url(database, cfg)
+    address = flag_setting(bind, server.bind, parse_bind, "--bind")
+    url = flag_setting(database, server.database, parse_database, "--database")
     with store_errors(url):
         Store(url).close()  # a URL it cannot use or a driver not installed: no connection yet
     configure_logging(server.log_level)
@@ -349,18 +352,6 @@ def serve(
             fail(str(exc))
         except StoreUnavailable as exc:  # opened by the node, once its signals are set
             fail_opening(url, exc.__cause__ or exc)
-
-
-def bind_address(bind: str | None, cfg: Config) -> str:
-    """--bind, checked as `[server] bind` is (the config already checked its own
-    and CLOCKTOWER_BIND), else the config's: a port out of range would otherwise
-    be wrapped around by the socket layer and listen somewhere else."""
-    if not bind:
-        return cfg.server.bind
-    try:
-        return parse_bind(bind, "bind")
-    except InvalidSpec as exc:
-        fail(f"--bind: {exc.message}")
 
 
 def http_runner(bind: str) -> Any:
@@ -652,7 +643,7 @@ def trigger(
         except json.JSONDecodeError as exc:
             fail(f"--payload: not JSON: {exc}")
     service = open_service(database, config)
-    with cli_errors():
+    with cli_errors({"env": "--env"}):  # the service checks the names as a job's env
         run = service.trigger_now(job_id, actor=ACTOR, payload=data, env=overrides)
     if as_json:
         emit(cli_render.run_json(run))
@@ -661,19 +652,14 @@ def trigger(
 
 
 def env_overrides(pairs: list[str]) -> dict[str, str]:
-    """--env KEY=VALUE pairs, whose names follow the rules of a job's `env`: a
-    name the shell cannot hold or one Clocktower sets for every run would
-    otherwise be accepted here and never reach the run."""
+    """--env KEY=VALUE pairs (their names are checked by `Service.trigger_now`)."""
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             fail(f"--env: expected KEY=VALUE, got {pair!r}")
         overrides[key] = value
-    try:
-        return parse_env(overrides, "env")
-    except InvalidSpec as exc:
-        fail(f"--env: {exc.message}")
+    return overrides
 
 
 @app.command()
@@ -794,7 +780,7 @@ def db_upgrade(
 ) -> None:
     """Create the schema, or bring it to the current version."""
     cfg = load(config)
-    store = open_database(store_url(database, cfg))
+    store = open_database(flag_setting(database, cfg.server.database, parse_database, "--database"))
     revision = current_revision(store.db)
     store.close()
     if as_json:
