@@ -6,6 +6,7 @@ Each change is written to the audit trail with the actor that made it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import threading
@@ -158,7 +159,7 @@ class Service:
         if existing is not None and existing.paused and paused is False:
             # Resumed by its definition: the fire times it missed while paused
             # are skipped, as `resume` skips them (unless `catch_up_paused`).
-            resumed = Job(spec=spec, paused=True, paused_at=existing.paused_at)
+            resumed = dataclasses.replace(existing, spec=spec)  # its new catch_up_paused
             next_fire = self._first_fire_from(spec, resume_from(resumed, now))
             same_trigger = False
         job = self.store.put_job(
@@ -392,11 +393,11 @@ class Service:
         one paused because it had left the file is resumed when it comes back.
         Jobs created through the API or CLI are left alone: a file job with
         the id of one is refused, before anything is applied."""
+        stored = {job_id: self.store.find_job(job_id) for job_id in specs}
         taken = [
             job_id
-            for job_id in specs
-            if (job := self.store.find_job(job_id)) is not None
-            and not job.spec.source.startswith("file:")
+            for job_id, job in stored.items()
+            if job is not None and not job.spec.source.startswith("file:")
         ]
         if taken:
             file = source.removeprefix("file:")
@@ -414,7 +415,7 @@ class Service:
         report = ReconcileReport()
         for job_id, spec in specs.items():
             state = True if job_id in paused else False if job_id in enabled else None
-            self._reconcile_one(spec, state, actor, report)
+            self._reconcile_one(spec, stored[job_id], state, actor, report)
         for job in self.store.list_jobs(source_prefix="file:"):
             if job.spec.source == source and job.id not in specs and not job.paused:
                 self.pause(job.id, actor=actor)
@@ -422,10 +423,15 @@ class Service:
         return report
 
     def _reconcile_one(
-        self, spec: JobSpec, paused: bool | None, actor: str, report: ReconcileReport
+        self,
+        spec: JobSpec,
+        existing: Job | None,
+        paused: bool | None,
+        actor: str,
+        report: ReconcileReport,
     ) -> None:
-        """One file job; `paused` is the state the file declares (None: none)."""
-        existing = self.store.find_job(spec.id)
+        """One file job, as stored now (`existing`); `paused` is the state the
+        file declares (None: none)."""
         broken = self.broken_reason(spec)
         if broken:
             report.broken[spec.id] = broken
@@ -451,7 +457,5 @@ class Service:
 
     def _disabled_by_config(self, job: Job) -> bool:
         """Whether `job` was paused because it left its config file."""
-        for event in self.store.list_events(job_id=job.id, limit=20):
-            if event.action in ("job.pause", "job.resume"):
-                return event.action == "job.pause" and event.actor == "config"
-        return False
+        events = self.store.list_events(job_id=job.id, actions=("job.pause", "job.resume"), limit=1)
+        return bool(events) and events[0].action == "job.pause" and events[0].actor == "config"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,10 +101,19 @@ class AdminQueries:
                 )
             )
 
-    def list_events(self, *, job_id: str | None = None, limit: int = 100) -> list[Event]:
+    def list_events(
+        self,
+        *,
+        job_id: str | None = None,
+        actions: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """The newest events first, of one job and of some actions if asked."""
         query = select(events).order_by(events.c.id.desc()).limit(limit)
         if job_id is not None:
             query = query.where(events.c.job_id == job_id)
+        if actions is not None:
+            query = query.where(events.c.action.in_(actions))
         with self.db.read() as conn:
             return [Event(**r) for r in conn.execute(query).mappings()]
 
