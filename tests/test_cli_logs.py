@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,10 +62,8 @@ class EndsBetweenReads(Service):
 
 
 def test_follow_prints_the_last_line_of_a_run_that_ends_between_two_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'clocktower.db'}")
-    store.upgrade()
     run_id = running_run(store)
     prints(store, run_id, "start")
     service = EndsBetweenReads(store, run_id)
@@ -78,14 +75,11 @@ def test_follow_prints_the_last_line_of_a_run_that_ends_between_two_reads(
     assert result.exit_code == 0, result.output
     assert service.ended
     assert result.stdout.splitlines() == ["start", "end"]
-    store.close()
 
 
 def test_logs_without_follow_prints_what_is_stored_and_returns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'clocktower.db'}")
-    store.upgrade()
     run_id = running_run(store)
     prints(store, run_id, "first")
     prints(store, run_id, "second")
@@ -95,4 +89,3 @@ def test_logs_without_follow_prints_what_is_stored_and_returns(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ["first", "second"]
-    store.close()
